@@ -1,0 +1,1 @@
+"""Basins: the model, its services, API views and admin."""

@@ -1,0 +1,1 @@
+"""The Django project: settings, the ASGI application and its HTTP edge."""

@@ -1,0 +1,1 @@
+"""The HTTP edge of the API: errors, request parsing, responses, ASGI middleware."""

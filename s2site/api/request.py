@@ -1,0 +1,194 @@
+"""Typed extraction of request inputs, in the order and with the errors of spec §1.4.
+
+Every function here turns raw request data into a typed value or raises the
+``bad_*`` error that the reference server gives for that input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
+
+from django.http import HttpRequest, QueryDict
+
+from storagecore import limits
+from storagecore.errors import BadHeader, BadJson, BadPath, BadQuery
+from storagecore.names import NameRejected, parse_basin_name, parse_request_token
+
+_T = TypeVar("_T")
+
+BASIN_HEADER = "s2-basin"
+REQUEST_TOKEN_HEADER = "s2-request-token"
+BODY_ERROR_SCOPE_KEY = "s2.body_error"
+
+
+def header(request: HttpRequest, name: str) -> str | None:
+    """A header as text, or ``None`` when absent; non-UTF-8 values are ``bad_header``."""
+    raw = request.META.get("HTTP_" + name.upper().replace("-", "_"))
+    if raw is None:
+        return None
+    try:
+        # ASGI header bytes reach Django decoded as latin-1; undo that to check UTF-8.
+        return str(raw).encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise BadHeader.invalid(name, "not UTF-8") from None
+
+
+def basin_header(request: HttpRequest) -> str:
+    value = header(request, BASIN_HEADER)
+    if value is None:
+        raise BadHeader.missing(BASIN_HEADER)
+    try:
+        return parse_basin_name(value)
+    except NameRejected as exc:
+        raise BadHeader.invalid(BASIN_HEADER, str(exc)) from None
+
+
+def request_token(request: HttpRequest) -> str | None:
+    value = header(request, REQUEST_TOKEN_HEADER)
+    if value is None:
+        return None
+    try:
+        return parse_request_token(value)
+    except NameRejected as exc:
+        raise BadHeader.invalid(REQUEST_TOKEN_HEADER, str(exc)) from None
+
+
+def path_param(raw: str, parse: Callable[[str], _T]) -> _T:
+    """Percent-decode one raw path segment (routing happened on the raw path) and parse it."""
+    try:
+        text = unquote_to_bytes(raw.encode("latin-1")).decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise BadPath("path segment is not valid UTF-8") from None
+    try:
+        return parse(text)
+    except NameRejected as exc:
+        raise BadPath(str(exc)) from None
+
+
+def query(request: HttpRequest) -> QueryDict:
+    return request.GET
+
+
+def query_text(params: QueryDict, name: str, parse: Callable[[str], str], default: str = "") -> str:
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        return parse(value)
+    except NameRejected as exc:
+        raise BadQuery(f"{name}: {exc}") from None
+
+
+def query_uint(params: QueryDict, name: str, maximum: int = limits.u64_max) -> int | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit():
+        raise BadQuery(f"{name}: invalid digit found in string")
+    number = int(value)
+    if number > maximum:
+        raise BadQuery(f"{name}: number too large to fit in target type")
+    return number
+
+
+def list_limit(params: QueryDict) -> int:
+    """1–1000 honoured; absent, 0 or more than 1000 mean 1000 (spec §2.7)."""
+    limit = query_uint(params, "limit")
+    if limit is None or limit == 0 or limit > limits.list_limit_max:
+        return limits.list_limit_max
+    return limit
+
+
+def query_bool(params: QueryDict, name: str) -> bool | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if value not in ("true", "false"):
+        raise BadQuery(f"{name}: provided string was not `true` or `false`")
+    return value == "true"
+
+
+def query_required(params: QueryDict, name: str) -> str:
+    value = params.get(name)
+    if value is None:
+        raise BadQuery(f"missing field `{name}`")
+    return value
+
+
+def query_choice(params: QueryDict, name: str, choices: tuple[str, ...]) -> str | None:
+    value = params.get(name)
+    if value is None:
+        return None
+    if value not in choices:
+        raise BadQuery(f"{name}: unknown variant `{value}`")
+    return value
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    if not content_type:
+        return False
+    mime = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = mime.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+def _raise_constant(name: str) -> Any:
+    raise ValueError(f"invalid number `{name}`")
+
+
+def _decode_json(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_raise_constant)
+    except (ValueError, RecursionError) as exc:
+        raise BadJson(f"Failed to parse the request body as JSON: {exc}") from None
+
+
+def _checked_body(request: HttpRequest) -> bytes:
+    if request.scope.get(BODY_ERROR_SCOPE_KEY) if hasattr(request, "scope") else None:
+        raise BadJson(f"Failed to buffer the request body: {request.scope[BODY_ERROR_SCOPE_KEY]}")
+    body = request.body
+    if len(body) > limits.unary_body_bytes_max:
+        raise BadJson("Failed to buffer the request body: length limit exceeded")
+    return body
+
+
+def json_body(request: HttpRequest) -> Any:
+    """A required JSON body (POST, PATCH)."""
+    if not is_json_content_type(request.META.get("CONTENT_TYPE")):
+        raise BadJson("Expected request with `Content-Type: application/json`")
+    return _decode_json(_checked_body(request))
+
+
+def optional_json_body(request: HttpRequest) -> Any | None:
+    """An optional JSON body (PUT): no ``Content-Type`` means no body, whatever was sent."""
+    content_type = request.META.get("CONTENT_TYPE")
+    if not content_type:
+        return None
+    if not is_json_content_type(content_type):
+        raise BadJson("Expected request with `Content-Type: application/json`")
+    body = _checked_body(request)
+    if not body:
+        return None
+    return _decode_json(body)
+
+
+def json_object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise BadJson(f"invalid type: expected struct {what}")
+    return value
+
+
+def json_name(obj: dict[str, Any], key: str, parse: Callable[[str], str]) -> str:
+    """A required name field inside a JSON body; invalid names are ``bad_json`` (spec §6.4)."""
+    if key not in obj:
+        raise BadJson(f"missing field `{key}`")
+    value = obj[key]
+    if not isinstance(value, str):
+        raise BadJson(f"{key}: invalid type, expected a string")
+    try:
+        return parse(value)
+    except NameRejected as exc:
+        raise BadJson(f"{key}: {exc}") from None

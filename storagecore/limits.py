@@ -1,0 +1,34 @@
+"""Every limit of the S2 API in one place, with its unit in the name (spec §2.1, §3.4, §4)."""
+
+from __future__ import annotations
+
+# Names (spec §2.1).
+basin_name_bytes_min = 8
+basin_name_bytes_max = 48
+stream_name_bytes_max = 512
+request_token_bytes_max = 36
+fencing_token_bytes_max = 36
+location_name_chars_min = 1
+location_name_chars_max = 64
+access_token_id_bytes_min = 1
+access_token_id_bytes_max = 96
+
+# Listing (spec §2.7).
+list_limit_max = 1000
+
+# Request bodies (spec §1.4): unary bodies after decompression.
+unary_body_bytes_max = 2 * 1024 * 1024
+
+# Response compression threshold (spec §1.7).
+compress_body_bytes_min = 1024
+
+# Configuration defaults (spec §2.2).
+default_retention_age_s = 7 * 24 * 3600
+
+# Background deletion pass (spec §8): every 60 s, ±10 % jitter.
+deletion_pass_interval_s = 60.0
+deletion_pass_jitter_ratio = 0.1
+
+# Unsigned 64-bit integers on the wire.
+u64_max = 2**64 - 1
+u32_max = 2**32 - 1

@@ -1,0 +1,1 @@
+"""Streams: the model, its services, API views and admin."""
