@@ -192,3 +192,51 @@ class TransactionConflict(S2Error):
 
     def __init__(self) -> None:
         super().__init__("transaction conflict occurred \u2013 this is usually retriable")
+
+
+# Failures with their own body shapes (spec §3.5, §4.2). They are S2Errors so that
+# every renderer handles them, but their status and body are not from the table.
+class AppendConditionFailed(S2Error):
+    """412: the fencing token or ``match_seq_num`` did not match."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(f"append condition failed: {body}")
+        self._body = body
+
+    @property
+    def status(self) -> int:
+        return 412
+
+    def body(self) -> dict[str, Any]:
+        return self._body
+
+    @classmethod
+    def fencing_token_mismatch(cls, current: str) -> AppendConditionFailed:
+        return cls({"fencing_token_mismatch": current})
+
+    @classmethod
+    def seq_num_mismatch(cls, next_seq_num: int) -> AppendConditionFailed:
+        return cls({"seq_num_mismatch": next_seq_num})
+
+
+class ReadUnwritten(S2Error):
+    """416: the read starts beyond the tail (or at it, when it may not wait)."""
+
+    def __init__(self, tail_seq_num: int, tail_timestamp: int) -> None:
+        super().__init__("read starts beyond the tail")
+        self.tail = (tail_seq_num, tail_timestamp)
+
+    @property
+    def status(self) -> int:
+        return 416
+
+    def body(self) -> dict[str, Any]:
+        return {"tail": {"seq_num": self.tail[0], "timestamp": self.tail[1]}}
+
+
+class StorageFailure(S2Error):
+    code = ErrorCode.STORAGE
+
+
+class Unavailable(S2Error):
+    code = ErrorCode.UNAVAILABLE

@@ -32,3 +32,28 @@ deletion_pass_jitter_ratio = 0.1
 # Unsigned 64-bit integers on the wire.
 u64_max = 2**64 - 1
 u32_max = 2**32 - 1
+
+# Records and batches (spec §3.4).
+record_metered_bytes_max = 1024 * 1024
+batch_records_max = 1000
+batch_metered_bytes_max = 1024 * 1024
+# Metered size of a record: 8 bytes of overhead, 2 per header, then the bytes.
+record_overhead_bytes = 8
+header_overhead_bytes = 2
+
+# Unary reads (spec §4.4): limits are clamped to these, and waiting to this.
+read_count_max = 1000
+read_bytes_max = 1024 * 1024
+read_wait_s_max = 60
+
+# The engine (ARCHITECTURE §2–§3).
+append_inflight_bytes_default = 128 * 1024 * 1024
+append_inflight_bytes_min = 1024 * 1024
+flush_interval_s_local = 0.005
+flush_interval_s_s3 = 0.050
+flush_bytes_max = 8 * 1024 * 1024
+streamer_idle_timeout_s = 60.0
+streamer_recent_bytes_max = 4 * 1024 * 1024
+follower_queue_batches_max = 64
+block_cache_bytes_max = 64 * 1024 * 1024
+index_rows_per_fetch = 64

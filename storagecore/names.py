@@ -81,9 +81,11 @@ def parse_stream_start_after(start_after: str) -> str:
 
 
 def parse_request_token(token: str) -> str:
-    if len(token.encode()) > limits.request_token_bytes_max:
+    size = len(token.encode())
+    if size > limits.request_token_bytes_max:
         raise NameRejected(
-            f"request token must not exceed {limits.request_token_bytes_max} bytes in length"
+            f"request token was longer than {limits.request_token_bytes_max} bytes in length: "
+            f"{size}"
         )
     return token
 

@@ -4,6 +4,9 @@ Order, outermost first (spec §1.6, §1.7):
 
 * ``Cors`` -- applies to every response, including errors and unknown paths;
   any OPTIONS request is a preflight answered here with an empty 200.
+* ``HeadWithoutBody`` -- a HEAD response keeps the GET response's headers but
+  carries no body, on HTTP/1.1 and HTTP/2 alike (the HTTP/2 layer sends what it
+  is given).
 * ``V1Edge`` -- only for ``/v1/…``: routes on the raw path, rejects unsupported
   ``Content-Encoding`` with 415, decompresses gzip/zstd request bodies and
   compresses responses of 1 KiB or more (never SSE or S2S) as ``Accept-Encoding``
@@ -79,7 +82,7 @@ class Cors:
                 headers = [
                     (k, v)
                     for k, v in message.get("headers", ())
-                    if k.lower() not in (b"vary", b"access-control-allow-origin")
+                    if k.lower() != b"access-control-allow-origin"
                 ]
                 message = dict(message, headers=headers + common)
             await send(message)
@@ -100,8 +103,10 @@ class _Decoder:
             None if self._zlib is not None else zstandard.ZstdDecompressor().decompressobj()
         )
         self.remaining = limit
+        self._fed = False
 
     def decompress(self, data: bytes) -> bytes:
+        self._fed = self._fed or bool(data)
         out = bytearray()
         view = memoryview(data)
         for start in range(0, len(view), self._PIECE_BYTES):
@@ -118,6 +123,15 @@ class _Decoder:
             if self.remaining < 0:
                 raise _TooLarge()
         return bytes(out)
+
+    def check_complete(self) -> None:
+        """At the end of the body: a stream cut off before its end is corrupt."""
+        if not self._fed:
+            return
+        if self._zlib is not None and not self._zlib.eof:
+            raise zlib.error("unexpected end of gzip stream")
+        if self._zstd is not None and not self._zstd.eof:
+            raise zstandard.ZstdError("unexpected end of zstd frame")
 
 
 class _TooLarge(Exception):
@@ -145,7 +159,31 @@ class V1Edge:
             receive = _decompressing(
                 scope, receive, _Decoder(encoding, limits.unary_body_bytes_max)
             )
-        await self.app(scope, receive, _compressing(scope, send))
+        await self.app(scope, receive, _compressing(scope, _without_page_headers(send)))
+
+
+# Django's security middleware protects the admin's HTML pages; API responses carry
+# exactly the reference server's headers.
+_PAGE_HEADERS = frozenset(
+    (
+        b"x-frame-options",
+        b"x-content-type-options",
+        b"referrer-policy",
+        b"cross-origin-opener-policy",
+    )
+)
+
+
+def _without_page_headers(send: Send) -> Send:
+    async def send_api_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [
+                (k, v) for k, v in message.get("headers", ()) if k.lower() not in _PAGE_HEADERS
+            ]
+            message = dict(message, headers=headers)
+        await send(message)
+
+    return send_api_headers
 
 
 async def _send_unsupported_encoding(send: Send) -> None:
@@ -161,6 +199,8 @@ def _decompressing(scope: Scope, receive: Receive, decoder: _Decoder) -> Receive
             return message
         try:
             body = decoder.decompress(message.get("body", b""))
+            if not message.get("more_body", False):
+                decoder.check_complete()
         except _TooLarge:
             scope.setdefault(BODY_ERROR_SCOPE_KEY, "length limit exceeded")
             return await _end_body_early(message, receive)
@@ -221,50 +261,90 @@ def _compressing(scope: Scope, send: Send) -> Send:
         return send
     chosen: bytes = encoding
     encoder: _Encoder | None = None
-    decided = False
+    # The start message is held back until the size is known: Django sends no
+    # ``Content-Length``, but a body that arrives in one message has a known size
+    # and is compressed only if it is large enough (spec §1.7).
+    pending_start: Message | None = None
+
+    async def start(message: Message, length: int | None) -> None:
+        nonlocal encoder
+        headers = list(message.get("headers", ()))
+        if _compressible(message) and (length is None or length >= limits.compress_body_bytes_min):
+            encoder = _response_encoder(chosen)
+            headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
+            headers += [(b"content-encoding", chosen), (b"vary", b"accept-encoding")]
+            message = dict(message, headers=headers)
+        await send(message)
 
     async def send_compressed(message: Message) -> None:
-        nonlocal encoder, decided
+        nonlocal pending_start
         if message["type"] == "http.response.start":
-            headers = list(message.get("headers", ()))
-            encoder = _encoder_for(message["status"], headers, chosen)
-            decided = True
-            if encoder is not None:
-                headers = [(k, v) for k, v in headers if k.lower() != b"content-length"]
-                headers += [(b"content-encoding", chosen), (b"vary", b"accept-encoding")]
-                message = dict(message, headers=headers)
-            await send(message)
+            length = _content_length(message)
+            if length is None and _compressible(message):
+                pending_start = message
+                return
+            await start(message, length)
             return
-        if message["type"] == "http.response.body" and decided and encoder is not None:
+        if message["type"] == "http.response.body":
             more = message.get("more_body", False)
-            data = encoder.compress(message.get("body", b""))
-            if not more:
-                data += encoder.flush()
-            message = {"type": "http.response.body", "body": data, "more_body": more}
+            if pending_start is not None:
+                held, pending_start = pending_start, None
+                await start(held, None if more else len(message.get("body", b"")))
+            if encoder is not None:
+                data = encoder.compress(message.get("body", b""))
+                if not more:
+                    data += encoder.flush()
+                message = {"type": "http.response.body", "body": data, "more_body": more}
         await send(message)
 
     return send_compressed
 
 
-def _encoder_for(
-    status: int, headers: list[tuple[bytes, bytes]], encoding: bytes
-) -> _Encoder | None:
+def _content_length(message: Message) -> int | None:
+    for key, value in message.get("headers", ()):
+        if key.lower() == b"content-length":
+            return int(value)
+    return None
+
+
+def _compressible(message: Message) -> bool:
+    """Whether the response may be compressed at all, whatever its size."""
+    status = message["status"]
     if status < 200 or status in (204, 304):
-        return None
-    length: int | None = None
-    for key, value in headers:
+        return False
+    for key, value in message.get("headers", ()):
         key = key.lower()
         if key == b"content-encoding":
-            return None
+            return False
         if key == b"content-type" and value.split(b";", 1)[0].strip().lower() in (
             _NO_COMPRESSION_TYPES
         ):
-            return None
-        if key == b"content-length":
-            length = int(value)
-    if length is not None and length < limits.compress_body_bytes_min:
-        return None
-    return _response_encoder(encoding)
+            return False
+    return True
+
+
+class HeadWithoutBody:
+    """Drops the body of responses to HEAD requests (Django renders it as for GET)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        finished = False
+
+        async def send_without_body(message: Message) -> None:
+            nonlocal finished
+            if message["type"] == "http.response.body":
+                if finished or message.get("more_body", False):
+                    return
+                finished = True
+                message = {"type": "http.response.body", "body": b"", "more_body": False}
+            await send(message)
+
+        await self.app(scope, receive, send_without_body)
 
 
 class BodyLimit:

@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions as drf_exceptions
 
 from s2site.api.responses import empty_response, json_response
@@ -28,13 +29,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse |
         return error_response(exc)
     if isinstance(exc, drf_exceptions.MethodNotAllowed):
         view = context.get("view")
-        allowed = ", ".join(getattr(view, "allowed_methods", []))
+        allowed = ",".join(getattr(view, "allowed_methods", []))
         return empty_response(405, headers={"Allow": allowed})
     if isinstance(exc, drf_exceptions.NotFound):
         return empty_response(404)
     return None
 
 
+@csrf_exempt  # any method on an unknown path is an empty 404, never the CSRF page
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return empty_response(404)
 

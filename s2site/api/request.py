@@ -29,11 +29,13 @@ def header(request: HttpRequest, name: str) -> str | None:
     raw = request.META.get("HTTP_" + name.upper().replace("-", "_"))
     if raw is None:
         return None
-    try:
-        # ASGI header bytes reach Django decoded as latin-1; undo that to check UTF-8.
-        return str(raw).encode("latin-1").decode("utf-8")
-    except (UnicodeEncodeError, UnicodeDecodeError):
-        raise BadHeader.invalid(name, "not UTF-8") from None
+    # ASGI header bytes reach Django decoded as latin-1. Like the reference (``http``'s
+    # ``HeaderValue::to_str``), only visible ASCII and tabs are accepted as text: any
+    # other byte, even within valid UTF-8, is reported as "not UTF-8".
+    text = str(raw)
+    if not all(c == "\t" or " " <= c <= "~" for c in text):
+        raise BadHeader.invalid(name, "not UTF-8")
+    return text
 
 
 def basin_header(request: HttpRequest) -> str:
@@ -130,7 +132,8 @@ def query_choice(params: QueryDict, name: str, choices: tuple[str, ...]) -> str 
 def is_json_content_type(content_type: str | None) -> bool:
     if not content_type:
         return False
-    mime = content_type.split(";", 1)[0].strip().lower()
+    # Only the first comma-separated entry counts (spec §1.5).
+    mime = content_type.split(",", 1)[0].split(";", 1)[0].strip().lower()
     kind, _, subtype = mime.partition("/")
     return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
@@ -141,7 +144,8 @@ def _raise_constant(name: str) -> Any:
 
 def _decode_json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_raise_constant)
+        # JSON bodies are UTF-8 only: no UTF-16/32 detection, no byte order mark.
+        return json.loads(body.decode("utf-8"), parse_constant=_raise_constant)
     except (ValueError, RecursionError) as exc:
         raise BadJson(f"Failed to parse the request body as JSON: {exc}") from None
 
@@ -172,7 +176,11 @@ def optional_json_body(request: HttpRequest) -> Any | None:
     body = _checked_body(request)
     if not body:
         return None
-    return _decode_json(body)
+    value = _decode_json(body)
+    if value is None:
+        # A JSON ``null`` is not "no body": the reference fails to read it as the struct.
+        raise BadJson("invalid type: null, expected a JSON object")
+    return value
 
 
 def json_object(value: Any, what: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
 
 from s2site.api import request as req
@@ -37,9 +38,10 @@ class S2View(APIView):
         return response
 
 
+@csrf_exempt  # a POST must get the 405 below, not Django's CSRF page
 def health(request: HttpRequest) -> HttpResponse:
     if request.method not in ("GET", "HEAD"):
-        return empty_response(405, headers={"Allow": "GET, HEAD"})
+        return empty_response(405, headers={"Allow": "GET,HEAD"})
     return HttpResponse(b"OK", content_type="text/plain; charset=utf-8")
 
 

@@ -31,6 +31,10 @@ HTTP2_STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 HTTP2_MAX_FRAME_BYTES = 64 * 1024
 HTTP2_MAX_CONCURRENT_STREAMS = 1000
 CONNECTION_BACKLOG = 4096
+# Graceful shutdown (spec §1.1): connections get 10 s to finish; after that the worker
+# is stopped anyway, so an idle HTTP/2 client that never answers GOAWAY cannot hold
+# the server open.
+SHUTDOWN_GRACE_S = 10
 
 
 class Command(BaseCommand):
@@ -163,5 +167,6 @@ class Command(BaseCommand):
                 max_concurrent_streams=HTTP2_MAX_CONCURRENT_STREAMS,
             ),
             log_access=options["access_log"],
+            workers_kill_timeout=SHUTDOWN_GRACE_S,
         )
         server.serve()

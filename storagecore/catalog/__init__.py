@@ -1,0 +1,1 @@
+"""Catalog adapters: the engine's index and stream states in a database."""

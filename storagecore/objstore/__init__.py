@@ -1,0 +1,1 @@
+"""Object store adapters: in-memory, local directory, S3."""

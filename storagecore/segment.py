@@ -1,0 +1,181 @@
+"""The segment format: one immutable object per flush, one block per stream in it.
+
+A segment is a header followed by blocks; every block is self-describing and
+checksummed, so it is read alone with one ranged read (offset and length come
+from the chunk index). All integers are little-endian.
+
+Segment header (32 bytes)::
+
+    0   4  magic b"S2SG"
+    4   1  version (1)
+    5   3  reserved, zero
+    8   8  writer epoch
+    16  8  flush number
+    24  4  block count
+    28  4  CRC32C of bytes 0..28
+
+Block (version 1)::
+
+    0   4  magic b"S2BK"
+    4   1  version (1)
+    5   3  reserved, zero
+    8   8  stream id
+    16  8  first sequence number
+    24  4  record count n
+    28  4  payload length p
+    32  8  first timestamp
+    40  8  last timestamp
+    48  8  metered bytes
+    56  16n  index: per record, timestamp (u64), metered size (u32), stored length (u32)
+    ..  p  payload: the stored records (``storagecore.encoding``), in order
+    ..  4  CRC32C (Castagnoli) of everything before it
+
+A block that fails any check (length, magic, version, lengths, checksum) raises
+``CorruptBlock``; corrupt bytes are never returned as records.
+"""
+
+from __future__ import annotations
+
+import struct
+from array import array
+from dataclasses import dataclass
+from itertools import accumulate
+
+import crc32c
+
+SEGMENT_MAGIC = b"S2SG"
+BLOCK_MAGIC = b"S2BK"
+VERSION = 1
+
+_SEGMENT_HEADER = struct.Struct("<4sB3xQQI")
+SEGMENT_HEADER_BYTES = _SEGMENT_HEADER.size + 4
+_BLOCK_HEADER = struct.Struct("<4sB3xQQIIQQQ")
+BLOCK_HEADER_BYTES = _BLOCK_HEADER.size
+_INDEX_ENTRY = struct.Struct("<QII")
+INDEX_ENTRY_BYTES = _INDEX_ENTRY.size
+_CRC = struct.Struct("<I")
+
+
+class CorruptBlock(ValueError):
+    """Stored bytes failed validation."""
+
+
+@dataclass(frozen=True, slots=True)
+class BlockIndex:
+    """Per-record timestamps, metered sizes and stored lengths, in record order."""
+
+    timestamps: array  # type: ignore[type-arg]
+    metered: array  # type: ignore[type-arg]
+    lengths: array  # type: ignore[type-arg]
+
+
+@dataclass(slots=True)
+class Block:
+    stream_id: int
+    start_seq: int
+    first_ts: int
+    last_ts: int
+    metered_bytes: int
+    index: BlockIndex
+    payload: bytes
+    _offsets: list[int] | None = None
+
+    @property
+    def record_count(self) -> int:
+        return len(self.index.lengths)
+
+    @property
+    def end_seq(self) -> int:
+        return self.start_seq + self.record_count
+
+    def offsets(self) -> list[int]:
+        """Start offset of every record in the payload, plus the payload length."""
+        if self._offsets is None:
+            self._offsets = [0, *accumulate(self.index.lengths)]
+        return self._offsets
+
+
+def encode_block(
+    stream_id: int,
+    start_seq: int,
+    timestamps: array,  # type: ignore[type-arg]
+    metered: array,  # type: ignore[type-arg]
+    lengths: array,  # type: ignore[type-arg]
+    payload: bytes,
+) -> bytes:
+    count = len(lengths)
+    if not (count == len(timestamps) == len(metered)) or count == 0:
+        raise ValueError("index arrays must be non-empty and of equal length")
+    index = bytearray(count * INDEX_ENTRY_BYTES)
+    for i in range(count):
+        _INDEX_ENTRY.pack_into(index, i * INDEX_ENTRY_BYTES, timestamps[i], metered[i], lengths[i])
+    header = _BLOCK_HEADER.pack(
+        BLOCK_MAGIC,
+        VERSION,
+        stream_id,
+        start_seq,
+        count,
+        len(payload),
+        timestamps[0],
+        timestamps[-1],
+        sum(metered),
+    )
+    body = b"".join((header, index, payload))
+    return body + _CRC.pack(crc32c.crc32c(body))
+
+
+def decode_block(data: bytes) -> Block:
+    if len(data) < BLOCK_HEADER_BYTES + 4:
+        raise CorruptBlock("block too short")
+    (expected_crc,) = _CRC.unpack_from(data, len(data) - 4)
+    if crc32c.crc32c(memoryview(data)[:-4]) != expected_crc:
+        raise CorruptBlock("block checksum mismatch")
+    magic, version, stream_id, start_seq, count, payload_len, first_ts, last_ts, metered = (
+        _BLOCK_HEADER.unpack_from(data, 0)
+    )
+    if magic != BLOCK_MAGIC:
+        raise CorruptBlock("bad block magic")
+    if version != VERSION:
+        raise CorruptBlock(f"unsupported block version {version}")
+    index_end = BLOCK_HEADER_BYTES + count * INDEX_ENTRY_BYTES
+    if count == 0 or index_end + payload_len + 4 != len(data):
+        raise CorruptBlock("block lengths are inconsistent")
+    timestamps, metered_sizes, lengths = array("Q"), array("I"), array("I")
+    for ts, size, length in _INDEX_ENTRY.iter_unpack(
+        memoryview(data)[BLOCK_HEADER_BYTES:index_end]
+    ):
+        timestamps.append(ts)
+        metered_sizes.append(size)
+        lengths.append(length)
+    if sum(lengths) != payload_len or sum(metered_sizes) != metered:
+        raise CorruptBlock("block index does not match its payload")
+    if timestamps[0] != first_ts or timestamps[-1] != last_ts:
+        raise CorruptBlock("block timestamps do not match its index")
+    payload = data[index_end : index_end + payload_len]
+    return Block(
+        stream_id,
+        start_seq,
+        first_ts,
+        last_ts,
+        metered,
+        BlockIndex(timestamps, metered_sizes, lengths),
+        payload,
+    )
+
+
+def encode_segment_header(epoch: int, flush_number: int, block_count: int) -> bytes:
+    header = _SEGMENT_HEADER.pack(SEGMENT_MAGIC, VERSION, epoch, flush_number, block_count)
+    return header + _CRC.pack(crc32c.crc32c(header))
+
+
+def decode_segment_header(data: bytes) -> tuple[int, int, int]:
+    """(epoch, flush number, block count) of a segment, from its first 32 bytes."""
+    if len(data) < SEGMENT_HEADER_BYTES:
+        raise CorruptBlock("segment header too short")
+    (expected_crc,) = _CRC.unpack_from(data, _SEGMENT_HEADER.size)
+    if crc32c.crc32c(data[: _SEGMENT_HEADER.size]) != expected_crc:
+        raise CorruptBlock("segment header checksum mismatch")
+    magic, version, epoch, flush_number, block_count = _SEGMENT_HEADER.unpack_from(data, 0)
+    if magic != SEGMENT_MAGIC or version != VERSION:
+        raise CorruptBlock("bad segment magic or version")
+    return epoch, flush_number, block_count

@@ -1,0 +1,256 @@
+"""The per-stream writer (spec §10, ARCHITECTURE §3) and the registry of active ones.
+
+A ``Streamer`` is the single serialisation point of one stream. Because the
+engine runs on one event loop, sequencing is a synchronous step: appends are
+checked, sequenced and queued to the committer in arrival order without
+waiting for earlier ones to be durable (pipelining). Acknowledgements come back
+in order when the committer reports durability; a rejection is answered only
+after every earlier accepted append is durable. Durable records are kept in a
+small bounded cache for readers and pushed to followers' bounded queues; a
+follower that falls behind is dropped and reads from storage instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from storagecore import limits
+from storagecore.budget import ByteBudget
+from storagecore.committer import Committer
+from storagecore.errors import S2Error
+from storagecore.ports import Catalog, Clock
+from storagecore.positions import AppendAck, StreamPosition
+from storagecore.records import AppendBatch
+from storagecore.segment import Block
+from storagecore.sequencer import (
+    SequencedRun,
+    TimestampPolicy,
+    WriterState,
+    sequence,
+    terminal_trim,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """The parts of a stream's configuration that the writer applies."""
+
+    policy: TimestampPolicy = field(default_factory=TimestampPolicy)
+    retention_age_s: int | None = 7 * 24 * 3600
+
+
+@dataclass(slots=True)
+class CachedBlock:
+    block: Block
+    expires_at_ms: int | None
+
+
+class Follower:
+    """A reader following the tail; receives every durable block, in order, while it keeps up."""
+
+    def __init__(self, capacity: int = limits.follower_queue_batches_max) -> None:
+        self.queue: asyncio.Queue[CachedBlock] = asyncio.Queue(maxsize=capacity)
+        self.lagging = False
+        self.changed = asyncio.Event()
+
+    def offer(self, cached: CachedBlock) -> None:
+        if self.lagging:
+            return
+        try:
+            self.queue.put_nowait(cached)
+        except asyncio.QueueFull:
+            self.lagging = True
+        self.changed.set()
+
+
+@dataclass(slots=True)
+class _Recent:
+    blocks: deque[CachedBlock] = field(default_factory=deque)
+    bytes: int = 0
+
+
+class Streamer:
+    def __init__(
+        self,
+        stream_id: int,
+        committer: Committer,
+        catalog: Catalog,
+        clock: Clock,
+        budget: ByteBudget,
+    ) -> None:
+        self.stream_id = stream_id
+        self.committer = committer
+        self.catalog = catalog
+        self.clock = clock
+        self.budget = budget
+        self.state = WriterState()  # next assignable, including not-yet-durable appends
+        self.durable = WriterState()  # what readers may see
+        self.followers: set[Follower] = set()
+        self._recent = _Recent()
+        self._loaded: asyncio.Future[None] | None = None
+        self._last_accepted: asyncio.Future[None] | None = None
+        self._inflight = 0
+        self.last_used = asyncio.get_running_loop().time()
+
+    @property
+    def tail(self) -> StreamPosition:
+        return self.durable.tail
+
+    @property
+    def busy(self) -> bool:
+        return self._inflight > 0 or bool(self.followers)
+
+    async def load(self) -> None:
+        """Read the durable state from the catalog once; concurrent callers share the load."""
+        if self._loaded is None:
+            self._loaded = asyncio.get_running_loop().create_future()
+            try:
+                state = await self.catalog.load_state(self.stream_id)
+            except BaseException as exc:
+                failed, self._loaded = self._loaded, None
+                failed.set_exception(exc)
+                failed.exception()  # retrieved here; concurrent waiters still see it
+                raise
+            self.state = self.durable = state
+            self._loaded.set_result(None)
+        elif not self._loaded.done():
+            await asyncio.shield(self._loaded)
+
+    async def append(self, batch: AppendBatch, settings: StreamSettings) -> AppendAck:
+        self.last_used = asyncio.get_running_loop().time()
+        await self.budget.acquire(batch.metered_bytes)
+        try:
+            await self.load()
+            return await self._append_loaded(batch, settings)
+        finally:
+            self.budget.release(batch.metered_bytes)
+
+    async def _append_loaded(self, batch: AppendBatch, settings: StreamSettings) -> AppendAck:
+        now = self.clock.now_ms()
+        try:
+            run = sequence(self.state, batch, settings.policy, now)
+        except S2Error:
+            await self._earlier_appends_settled()
+            raise
+        return await self._submit(run, settings, now)
+
+    async def delete(self) -> None:
+        """Append the terminal trim that marks the stream as being deleted (spec §2.8)."""
+        await self.load()
+        if self.state.deleting:
+            await self._earlier_appends_settled()
+            return
+        now = self.clock.now_ms()
+        await self._submit(terminal_trim(self.state, now), StreamSettings(), now)
+
+    async def _submit(self, run: SequencedRun, settings: StreamSettings, now: int) -> AppendAck:
+        self.state = run.state
+        expires = (
+            None if settings.retention_age_s is None else now + settings.retention_age_s * 1000
+        )
+        future = self.committer.submit(self, run, expires)
+        self._last_accepted = future
+        self._inflight += 1
+        try:
+            await asyncio.shield(future)
+        finally:
+            self._inflight -= 1
+        return AppendAck(run.start, run.end, self.durable.tail)
+
+    async def _earlier_appends_settled(self) -> None:
+        previous = self._last_accepted
+        if previous is not None and not previous.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(previous)
+
+    # Committer callbacks.
+
+    def on_durable(self, block: Block, state: WriterState, expires_at_ms: int | None) -> None:
+        self.durable = state
+        cached = CachedBlock(block, expires_at_ms)
+        recent = self._recent
+        recent.blocks.append(cached)
+        recent.bytes += len(block.payload)
+        while recent.bytes > limits.streamer_recent_bytes_max and len(recent.blocks) > 1:
+            recent.bytes -= len(recent.blocks.popleft().block.payload)
+        for follower in list(self.followers):
+            follower.offer(cached)
+
+    def on_failed(self) -> None:
+        # What was sequenced beyond the durable state is gone: start again from it.
+        self.state = self.durable
+        self._recent = _Recent()
+
+    # Readers.
+
+    def recent_blocks_from(self, seq_num: int) -> list[CachedBlock] | None:
+        """Cached durable blocks from ``seq_num`` up to the tail, or None if not all cached."""
+        blocks = self._recent.blocks
+        if not blocks or blocks[0].block.start_seq > seq_num:
+            return None
+        return [c for c in blocks if c.block.end_seq > seq_num]
+
+    def follow(self) -> Follower:
+        follower = Follower()
+        self.followers.add(follower)
+        return follower
+
+    def unfollow(self, follower: Follower) -> None:
+        self.followers.discard(follower)
+
+
+class StreamerRegistry:
+    """Creates streamers on demand and stops idle ones."""
+
+    def __init__(
+        self, committer: Committer, catalog: Catalog, clock: Clock, budget: ByteBudget
+    ) -> None:
+        self.committer = committer
+        self.catalog = catalog
+        self.clock = clock
+        self.budget = budget
+        self._streamers: dict[int, Streamer] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def get(self, stream_id: int) -> Streamer:
+        streamer = self._streamers.get(stream_id)
+        if streamer is None:
+            streamer = Streamer(stream_id, self.committer, self.catalog, self.clock, self.budget)
+            self._streamers[stream_id] = streamer
+        return streamer
+
+    def peek(self, stream_id: int) -> Streamer | None:
+        return self._streamers.get(stream_id)
+
+    def forget(self, stream_id: int) -> None:
+        self._streamers.pop(stream_id, None)
+
+    def __len__(self) -> int:
+        return len(self._streamers)
+
+    def start(self, idle_timeout_s: float = limits.streamer_idle_timeout_s) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(
+            self._sweep(idle_timeout_s), name="s2-streamer-sweeper"
+        )
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        self._streamers.clear()
+
+    async def _sweep(self, idle_timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(max(1.0, idle_timeout_s / 4))
+            now = loop.time()
+            for stream_id, streamer in list(self._streamers.items()):
+                if not streamer.busy and now - streamer.last_used > idle_timeout_s:
+                    del self._streamers[stream_id]
