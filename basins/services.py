@@ -25,7 +25,7 @@ from storagecore.errors import (
     BasinNotFound,
     TransactionConflict,
 )
-from streams import lifecycle
+from streams import events
 
 
 class Provision(enum.StrEnum):
@@ -107,6 +107,7 @@ def do_ensure_basin(name: str, config: BasinConfig) -> Provisioned:
                 return Provisioned(basin, Provision.NOOP)
             basin.set_basin_config(config)
             basin.save(update_fields=["config"])
+            transaction.on_commit(lambda: events.basin_changed(name))
             return Provisioned(basin, Provision.UPDATED)
     except IntegrityError:
         raise TransactionConflict() from None
@@ -124,6 +125,7 @@ def do_reconfigure_basin(name: str, reconfiguration: BasinReconfiguration) -> Ba
         new_config.validate()
         basin.set_basin_config(new_config)
         basin.save(update_fields=["config"])
+        transaction.on_commit(lambda: events.basin_changed(name))
         return basin
 
 
@@ -136,7 +138,8 @@ def do_delete_basin(name: str) -> None:
         if basin.deleted_at is None:
             basin.deleted_at = timezone.now()
             basin.save(update_fields=["deleted_at"])
-        transaction.on_commit(lifecycle.wake)
+        transaction.on_commit(lambda: events.basin_changed(name))
+        transaction.on_commit(events.deletions_pending)
 
 
 def basins_by_state(deleting: bool) -> QuerySet[Basin]:

@@ -1,8 +1,9 @@
 """The ASGI application: lifespan plus the HTTP stack (ARCHITECTURE §1).
 
 ``http``: CORS (unless disabled) → body-less HEAD responses → the ``/v1`` edge
-(raw-path routing, compression) → Django, whose unary bodies are capped at 2 MiB.
-``lifespan``: opens and closes the server runtime (background tasks).
+(raw-path routing, compression) → the record routes (raw ASGI, ``streams.dataplane``)
+or Django, whose unary bodies are capped at 2 MiB. ``lifespan``: opens and closes
+the server runtime (the record log and background tasks).
 """
 
 from __future__ import annotations
@@ -17,13 +18,38 @@ django_application = get_asgi_application()
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from s2site.api.edge import ASGIApp, BodyLimit, Cors, HeadWithoutBody, V1Edge  # noqa: E402
-from s2site.runtime import Lifespan  # noqa: E402
+from s2site import runtime  # noqa: E402
+from s2site.api.edge import (  # noqa: E402
+    ASGIApp,
+    BodyLimit,
+    Cors,
+    HeadWithoutBody,
+    Receive,
+    Scope,
+    Send,
+    V1Edge,
+)
+from streams.dataplane import RecordsApp, is_records_path  # noqa: E402
+
+
+class Router:
+    """Record routes to the raw ASGI data plane, everything else to Django."""
+
+    def __init__(self, records: ASGIApp, django: ASGIApp) -> None:
+        self.records = records
+        self.django = django
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and is_records_path(scope["path"]):
+            await self.records(scope, receive, send)
+        else:
+            await self.django(scope, receive, send)
 
 
 def build_http_app() -> ASGIApp:
-    app: ASGIApp = HeadWithoutBody(V1Edge(BodyLimit(django_application)))
+    router = Router(RecordsApp(runtime.current), BodyLimit(django_application))
+    app: ASGIApp = HeadWithoutBody(V1Edge(router))
     return Cors(app) if settings.S2_CORS else app
 
 
-application = ProtocolTypeRouter({"http": build_http_app(), "lifespan": Lifespan()})
+application = ProtocolTypeRouter({"http": build_http_app(), "lifespan": runtime.Lifespan()})

@@ -44,6 +44,12 @@ S2_LOCAL_ROOT = os.environ.get("S2_LOCAL_ROOT") or None
 S2_BUCKET = os.environ.get("S2_BUCKET") or None
 S2_PATH = os.environ.get("S2_PATH", "")
 S2_CORS = _env_bool("S2_CORS", True)
+# The record log: how long a flush may wait to batch appends (0: flush as soon as the
+# previous flush is done), and the server-wide budget of in-flight append bytes.
+S2_FLUSH_INTERVAL_MS = float(
+    os.environ.get("S2_FLUSH_INTERVAL_MS", "50" if S2_STORAGE == "s3" else "0")
+)
+S2_APPEND_INFLIGHT_BYTES = int(os.environ.get("S2_APPEND_INFLIGHT_BYTES", str(128 * 1024 * 1024)))
 
 INSTALLED_APPS = [
     # ``s2site`` comes first so that its ``runserver`` replaces Django's.

@@ -147,6 +147,19 @@ class Reader:
                 break
         return result
 
+    def take(
+        self,
+        block: Block,
+        seq: int,
+        wanted: ReadLimits,
+        batch_count: int = limits.read_count_max,
+        batch_bytes: int | None = limits.read_bytes_max,
+    ) -> ReadBatch:
+        """Records of one block from ``seq`` within the limits (for live, followed blocks)."""
+        result = ReadBatch(next_seq=seq)
+        self._take(block, seq, wanted, batch_count, batch_bytes, result)
+        return result
+
     @staticmethod
     def _full(result: ReadBatch, batch_count: int, batch_bytes: int | None) -> bool:
         return (

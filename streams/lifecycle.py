@@ -1,9 +1,12 @@
 """Asynchronous removal of deleted streams and basins (spec §2.8, §8).
 
-A DELETE only marks the resource (``deleted_at``); ``purge_pending_deletions``
-removes what is marked: streams first, then basins that no longer hold any
-stream. ``DeletionTask`` runs that pass in the server's event loop when woken
-after a deletion commits, and every 60 s (±10 %) in any case.
+A DELETE only marks the resource (``deleted_at``). The deletion pass then, for
+each marked stream (and every stream of a marked basin), makes a terminal trim
+durable through the stream's writer -- so appends racing with the delete fail
+with ``stream_deletion_pending`` -- and removes the stream's index rows, log
+state and row; finally it removes marked basins that hold no streams.
+``DeletionTask`` runs the pass when woken after a deletion commits, and every
+60 s (±10 %) in any case. Segments are left to garbage collection.
 """
 
 from __future__ import annotations
@@ -13,35 +16,61 @@ import contextlib
 import logging
 import random
 import threading
+from typing import Protocol
 
 from asgiref.sync import sync_to_async
 from django.db import transaction
+from django.db.models import Q
 
 from basins.models import Basin
 from storagecore import limits
+from storagecore.models import Chunk, StreamLog
 from streams.models import Stream
 
 logger = logging.getLogger(__name__)
 
 
-def purge_pending_deletions() -> tuple[int, int]:
-    """Remove deleted streams, then emptied deleted basins; returns the counts removed."""
+class StreamWriters(Protocol):
+    """What the deletion pass needs from the record log."""
+
+    async def delete_stream(self, stream_id: int) -> None: ...
+
+    def forget_stream(self, stream_id: int) -> None: ...
+
+
+def streams_to_delete() -> list[int]:
+    condition = Q(deleted_at__isnull=False) | Q(basin__deleted_at__isnull=False)
+    return list(Stream.objects.filter(condition).values_list("pk", flat=True))
+
+
+def remove_streams(stream_ids: list[int]) -> None:
     with transaction.atomic():
-        deleting_basins = Basin.objects.filter(deleted_at__isnull=False)
-        streams = Stream.objects.filter(deleted_at__isnull=False) | Stream.objects.filter(
-            basin__in=deleting_basins
-        )
-        streams_removed, _ = streams.delete()
-        basins_removed, _ = (
-            Basin.objects.filter(deleted_at__isnull=False).filter(streams__isnull=True).delete()
-        )
-    return streams_removed, basins_removed
+        Chunk.objects.filter(stream_id__in=stream_ids).delete()
+        StreamLog.objects.filter(stream_id__in=stream_ids).delete()
+        Stream.objects.filter(pk__in=stream_ids).delete()
+
+
+def remove_emptied_basins() -> int:
+    removed, _ = (
+        Basin.objects.filter(deleted_at__isnull=False).filter(streams__isnull=True).delete()
+    )
+    return removed
+
+
+def purge_pending_deletions() -> tuple[int, int]:
+    """The pass without a running record log (no writer can be racing): remove at once."""
+    stream_ids = streams_to_delete()
+    remove_streams(stream_ids)
+    return len(stream_ids), remove_emptied_basins()
 
 
 class DeletionTask:
     """The background deletion pass; ``wake`` may be called from any thread."""
 
-    def __init__(self, interval_s: float = limits.deletion_pass_interval_s) -> None:
+    def __init__(
+        self, writers: StreamWriters, interval_s: float = limits.deletion_pass_interval_s
+    ) -> None:
+        self._writers = writers
         self._interval_s = interval_s
         self._wakeup = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,6 +96,16 @@ class DeletionTask:
         else:
             loop.call_soon_threadsafe(self._wakeup.set)
 
+    async def run_pass(self) -> None:
+        stream_ids = await sync_to_async(streams_to_delete, thread_sensitive=False)()
+        for stream_id in stream_ids:
+            await self._writers.delete_stream(stream_id)
+        if stream_ids:
+            await sync_to_async(remove_streams, thread_sensitive=False)(stream_ids)
+            for stream_id in stream_ids:
+                self._writers.forget_stream(stream_id)
+        await sync_to_async(remove_emptied_basins, thread_sensitive=False)()
+
     async def _run(self) -> None:
         while True:
             jitter = 1 + random.uniform(-1, 1) * limits.deletion_pass_jitter_ratio
@@ -74,20 +113,6 @@ class DeletionTask:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval_s * jitter)
             self._wakeup.clear()
             try:
-                await sync_to_async(purge_pending_deletions, thread_sensitive=False)()
+                await self.run_pass()
             except Exception:  # the pass is retried on the next tick; never kill the task
                 logger.exception("deletion pass failed")
-
-
-_active: DeletionTask | None = None
-
-
-def install(task: DeletionTask | None) -> None:
-    """Make ``task`` the one that ``wake`` notifies (the server does this at start-up)."""
-    global _active
-    _active = task
-
-
-def wake() -> None:
-    if _active is not None:
-        _active.wake()

@@ -22,7 +22,7 @@ from storagecore.errors import (
     StreamNotFound,
     TransactionConflict,
 )
-from streams import lifecycle
+from streams import events
 from streams.models import Stream
 
 
@@ -95,6 +95,7 @@ def do_ensure_stream(basin_name: str, name: str, config: OptionalStreamConfig) -
                 return Provisioned(stream, Provision.NOOP)
             stream.set_stream_config(desired)
             stream.save(update_fields=["config"])
+            transaction.on_commit(lambda: events.stream_changed(basin_name, name))
             return Provisioned(stream, Provision.UPDATED)
     except IntegrityError:
         raise TransactionConflict() from None
@@ -129,6 +130,7 @@ def do_reconfigure_stream(
         optional.validate()
         stream.set_stream_config(optional.merge(basin.basin_config().default_stream_config))
         stream.save(update_fields=["config"])
+        transaction.on_commit(lambda: events.stream_changed(basin_name, name))
         return stream
 
 
@@ -143,4 +145,5 @@ def do_delete_stream(basin_name: str, name: str) -> None:
         if stream.deleted_at is None:
             stream.deleted_at = timezone.now()
             stream.save(update_fields=["deleted_at"])
-        transaction.on_commit(lifecycle.wake)
+        transaction.on_commit(lambda: events.stream_changed(basin_name, name))
+        transaction.on_commit(events.deletions_pending)

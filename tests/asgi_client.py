@@ -35,8 +35,40 @@ class Response:
 
 
 class AsgiClient:
-    def __init__(self, app: Any = None) -> None:
+    """Runs every request on one event loop; with ``lifespan=True`` the server runtime
+    (record log, deletion task) is started on that loop first and stopped by ``close``."""
+
+    def __init__(self, app: Any = None, *, lifespan: bool = False) -> None:
         self.app = app if app is not None else build_http_app()
+        self.loop = asyncio.new_event_loop()
+        self._lifespan_queue: asyncio.Queue[dict[str, Any]] | None = None
+        self._lifespan_task: asyncio.Task[None] | None = None
+        if lifespan:
+            self.loop.run_until_complete(self._start_lifespan())
+
+    async def _start_lifespan(self) -> None:
+        from s2site.runtime import Lifespan
+
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        outbox: asyncio.Queue[MutableMapping[str, Any]] = asyncio.Queue()
+        self._lifespan_queue = inbox
+        self._lifespan_outbox = outbox
+        self._lifespan_task = asyncio.ensure_future(
+            Lifespan()({"type": "lifespan"}, inbox.get, outbox.put)
+        )
+        await inbox.put({"type": "lifespan.startup"})
+        message = await outbox.get()
+        assert message["type"] == "lifespan.startup.complete", message
+
+    def close(self) -> None:
+        if self._lifespan_queue is not None and self._lifespan_task is not None:
+            self.loop.run_until_complete(self._lifespan_queue.put({"type": "lifespan.shutdown"}))
+            self.loop.run_until_complete(self._lifespan_task)
+        self.loop.close()
+
+    def run(self, coroutine: Any) -> Any:
+        """Run a coroutine on the client's loop (where the runtime lives)."""
+        return self.loop.run_until_complete(coroutine)
 
     def request(
         self,
@@ -57,7 +89,7 @@ class AsgiClient:
         if basin is not None:
             all_headers["s2-basin"] = basin
         parts = chunks if chunks is not None else [body or b""]
-        return asyncio.run(self._run(method, path, query, all_headers, parts))
+        return self.loop.run_until_complete(self._run(method, path, query, all_headers, parts))
 
     def get(self, path: str, **kwargs: Any) -> Response:
         return self.request("GET", path, **kwargs)

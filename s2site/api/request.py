@@ -200,3 +200,27 @@ def json_name(obj: dict[str, Any], key: str, parse: Callable[[str], str]) -> str
         return parse(value)
     except NameRejected as exc:
         raise BadJson(f"{key}: {exc}") from None
+
+
+class RawRequest:
+    """The request inputs of a raw ASGI handler, shaped like Django's ``HttpRequest``
+    (``META``, ``GET``, ``body``, ``scope``) so that every parser here serves both."""
+
+    def __init__(self, scope: Any, body: bytes = b"") -> None:
+        self.scope = scope
+        self.body = body
+        meta: dict[str, str] = {}
+        for raw_name, raw_value in scope.get("headers", ()):
+            name = raw_name.decode("latin-1").upper().replace("-", "_")
+            key = name if name in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{name}"
+            value = raw_value.decode("latin-1")
+            meta[key] = f"{meta[key]},{value}" if key in meta else value
+        self.META = meta
+        self.GET = QueryDict(scope.get("query_string", b""), encoding="utf-8")
+        self.method = scope.get("method", "GET")
+
+
+def body_error(request: Any) -> str | None:
+    """What went wrong while the edge read the body (too large, corrupt encoding), if anything."""
+    scope = getattr(request, "scope", None)
+    return None if scope is None else scope.get(BODY_ERROR_SCOPE_KEY)

@@ -1,0 +1,383 @@
+"""The record routes as a raw ASGI application (spec §3, §4; ARCHITECTURE §1).
+
+``/v1/streams/{stream}/records``: POST appends, GET reads;
+``/v1/streams/{stream}/records/tail``: GET checks the tail. Inputs are extracted in
+the reference server's order (spec §1.4), the stream is opened (created on demand
+where the basin allows it), and the engine does the rest. Every failure is an
+``S2Error`` rendered as JSON. Handlers stay short: parsing lives in
+``s2site.api.request`` and ``streams.protocol``, the log in ``storagecore``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from google.protobuf.message import DecodeError
+
+from s2site.api import request as req
+from storagecore import limits
+from storagecore.encoding import encode_position
+from storagecore.engine import Engine
+from storagecore.errors import (
+    BadHeader,
+    BadJson,
+    BadProto,
+    Invalid,
+    NotImplementedRoute,
+    ReadUnwritten,
+    S2Error,
+    Unavailable,
+)
+from storagecore.names import parse_stream_name
+from storagecore.positions import AppendAck, StreamPosition
+from storagecore.reader import ReadBatch, ReadLimits
+from storagecore.records import AppendBatch, check_fencing_token, parse_record
+from streams.directory import AutoCreate, OpenStream, StreamDirectory
+from streams.protocol import jsonrecords, messages
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+ROUTE = re.compile(r"^/v1/streams/([^/]+)/records(/tail)?$")
+ENCRYPTION_KEY_HEADER = "s2-encryption-key"
+PROTOBUF_TYPES = ("application/protobuf", "application/x-protobuf")
+S2S_TYPE = "s2s/proto"
+SSE_TYPE = "text/event-stream"
+
+
+class DataPlane(Protocol):
+    """What the record routes need from the running server."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def directory(self) -> StreamDirectory: ...
+
+
+def is_records_path(path: str) -> bool:
+    return ROUTE.match(path) is not None
+
+
+class RecordsApp:
+    def __init__(self, plane: Callable[[], DataPlane | None]) -> None:
+        self._plane = plane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        match = ROUTE.match(scope["path"])
+        assert match is not None, "routed here only for record paths"
+        raw_stream, is_tail = match.group(1), bool(match.group(2))
+        method = scope["method"]
+        allowed = ("GET", "HEAD") if is_tail else ("GET", "HEAD", "POST")
+        if method not in allowed:
+            await send_response(send, 405, b"", headers=[(b"allow", ",".join(allowed).encode())])
+            return
+        plane = self._plane()
+        try:
+            if plane is None:
+                raise Unavailable("the server is starting or stopping")
+            request = req.RawRequest(scope)
+            if is_tail:
+                await check_tail(plane, request, raw_stream, send)
+            elif method == "POST":
+                await append(plane, request, raw_stream, receive, send)
+            else:
+                await read(plane, request, raw_stream, send)
+        except S2Error as error:
+            await send_json(send, error.status, error.body())
+
+
+# Responses.
+
+
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    all_headers = list(headers or [])
+    if content_type is not None:
+        all_headers.append((b"content-type", content_type))
+    all_headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": all_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_json(send: Send, status: int, value: Any) -> None:
+    from s2site.api.responses import dumps
+
+    await send_response(send, status, dumps(value), b"application/json")
+
+
+def _first_mime(value: str | None) -> str:
+    if not value:
+        return ""
+    return value.split(",", 1)[0].split(";", 1)[0].strip().lower()
+
+
+def _wants_protobuf(request: req.RawRequest) -> bool:
+    return _first_mime(request.META.get("HTTP_ACCEPT")) in PROTOBUF_TYPES
+
+
+# Shared extraction steps.
+
+
+def _stream_name(raw: str) -> str:
+    return req.path_param(raw, parse_stream_name)
+
+
+def _encryption_key(request: req.RawRequest) -> str | None:
+    """The key header, checked on every append and read even for plaintext streams (§7)."""
+    value = req.header(request, ENCRYPTION_KEY_HEADER)
+    if value is None:
+        return None
+    key = value.strip()
+    if not 1 <= len(key) <= 44:
+        raise BadHeader.invalid(
+            ENCRYPTION_KEY_HEADER,
+            f"invalid encryption key: key material length {len(key)} is out of range",
+        )
+    return key
+
+
+def _plaintext_only(stream: OpenStream) -> None:
+    if stream.cipher is not None:
+        raise NotImplementedRoute()
+
+
+async def _read_body(receive: Receive, request: req.RawRequest, error: type[S2Error]) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise error("Failed to buffer the request body: client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limits.unary_body_bytes_max:
+            raise error("Failed to buffer the request body: length limit exceeded")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    problem = req.body_error(request)
+    if problem:
+        raise error(f"Failed to buffer the request body: {problem}")
+    return b"".join(chunks)
+
+
+# Append (spec §3).
+
+
+def parse_protobuf_append(body: bytes) -> AppendBatch:
+    try:
+        message = messages.AppendInput.FromString(body)
+    except DecodeError as exc:
+        raise BadProto(f"Failed to decode protobuf: {exc}") from None
+    token = message.fencing_token if message.HasField("fencing_token") else None
+    if token is not None:
+        check_fencing_token(token)
+    records = [
+        parse_record(
+            record.timestamp if record.HasField("timestamp") else None,
+            [(h.name, h.value) for h in record.headers],
+            record.body,
+        )
+        for record in message.records
+    ]
+    match = message.match_seq_num if message.HasField("match_seq_num") else None
+    return AppendBatch.build(records, match, token)
+
+
+async def append(
+    plane: DataPlane, request: req.RawRequest, raw_stream: str, receive: Receive, send: Send
+) -> None:
+    basin = req.basin_header(request)
+    name = _stream_name(raw_stream)
+    content_type = _first_mime(request.META.get("CONTENT_TYPE"))
+    if content_type == S2S_TYPE:
+        raise NotImplementedRoute()
+    _encryption_key(request)
+    if content_type in PROTOBUF_TYPES:
+        batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
+    else:
+        if not req.is_json_content_type(request.META.get("CONTENT_TYPE")):
+            raise BadJson("Expected request with `Content-Type: application/json`")
+        request.body = await _read_body(receive, request, BadJson)
+        fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
+        batch = jsonrecords.parse_append(req.json_body(request), fmt)
+    stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
+    _plaintext_only(stream)
+    ack = await plane.engine.append(stream.stream_id, batch, stream.settings)
+    if _wants_protobuf(request):
+        await send_response(send, 200, _ack_protobuf(ack), b"application/protobuf")
+    else:
+        await send_json(send, 200, ack.to_json())
+
+
+def _ack_protobuf(ack: AppendAck) -> bytes:
+    return (
+        encode_position(1, ack.start.seq_num, ack.start.timestamp)
+        + encode_position(2, ack.end.seq_num, ack.end.timestamp)
+        + encode_position(3, ack.tail.seq_num, ack.tail.timestamp)
+    )
+
+
+# Check tail (spec §4.5).
+
+
+async def check_tail(
+    plane: DataPlane, request: req.RawRequest, raw_stream: str, send: Send
+) -> None:
+    basin = req.basin_header(request)
+    name = _stream_name(raw_stream)
+    stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
+    tail = await plane.engine.tail(stream.stream_id)
+    await send_json(send, 200, {"tail": tail.to_json()})
+
+
+# Read (spec §4).
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    seq_num: int | None
+    timestamp: int | None
+    tail_offset: int | None
+    clamp: bool
+    count: int | None
+    bytes: int | None
+    until: int | None
+    wait_s: int | None
+
+    @classmethod
+    def parse(cls, request: req.RawRequest) -> ReadRequest:
+        params = req.query(request)  # type: ignore[arg-type]
+        seq_num = req.query_uint(params, "seq_num")
+        timestamp = req.query_uint(params, "timestamp")
+        tail_offset = req.query_uint(params, "tail_offset")
+        clamp = req.query_bool(params, "clamp") or False
+        count = req.query_uint(params, "count")
+        size = req.query_uint(params, "bytes")
+        until = req.query_uint(params, "until")
+        wait_s = req.query_uint(params, "wait", limits.u32_max)
+        return cls(seq_num, timestamp, tail_offset, clamp, count, size, until, wait_s)
+
+    def validate(self) -> None:
+        given = [v for v in (self.seq_num, self.timestamp, self.tail_offset) if v is not None]
+        if len(given) > 1:
+            raise Invalid("only one of seq_num, timestamp, or tail_offset can be provided")
+        if self.timestamp is not None and self.until is not None and self.until <= self.timestamp:
+            raise Invalid("start `timestamp` exceeds or equal to `until`")
+
+
+async def read(plane: DataPlane, request: req.RawRequest, raw_stream: str, send: Send) -> None:
+    basin = req.basin_header(request)
+    name = _stream_name(raw_stream)
+    read_request = ReadRequest.parse(request)
+    session = _first_mime(request.META.get("CONTENT_TYPE")) == S2S_TYPE or (
+        _first_mime(request.META.get("HTTP_ACCEPT")) == SSE_TYPE
+    )
+    _encryption_key(request)
+    fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
+    read_request.validate()
+    if session:
+        raise NotImplementedRoute()
+    stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
+    _plaintext_only(stream)
+    batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
+    if _wants_protobuf(request):
+        body = batch.payload
+        if tail is not None:
+            body += encode_position(2, tail.seq_num, tail.timestamp)
+        await send_response(send, 200, body, b"application/protobuf")
+        return
+    document: dict[str, Any] = {"records": jsonrecords.render_records(batch.payload, fmt)}
+    if tail is not None:
+        document["tail"] = tail.to_json()
+    await send_json(send, 200, document)
+
+
+async def unary_read(
+    engine: Engine, stream_id: int, read_request: ReadRequest
+) -> tuple[ReadBatch, StreamPosition | None]:
+    """One bounded batch (spec §4.4); the tail is returned only for live records."""
+    streamer = engine.streamer(stream_id)
+    await streamer.load()
+    count = min(_or(read_request.count, limits.read_count_max), limits.read_count_max)
+    size = min(_or(read_request.bytes, limits.read_bytes_max), limits.read_bytes_max)
+    wait_s = min(read_request.wait_s or 0, limits.read_wait_s_max)
+    wanted = ReadLimits(count, size, read_request.until)
+    start = await _resolve_start(engine, stream_id, read_request, may_follow=wait_s > 0)
+    follower = streamer.follow() if wait_s > 0 else None
+    try:
+        batch = await engine.reader.read(streamer, start, wanted, count, size)
+        if batch.count or follower is None or batch.limit_reached or wanted.exhausted:
+            return batch, None
+        return await _wait_for_records(engine, streamer, follower, batch.next_seq, wanted, wait_s)
+    finally:
+        if follower is not None:
+            streamer.unfollow(follower)
+
+
+async def _resolve_start(
+    engine: Engine, stream_id: int, read_request: ReadRequest, *, may_follow: bool
+) -> int:
+    streamer = engine.streamer(stream_id)
+    tail = streamer.tail
+    if read_request.timestamp is not None:
+        if read_request.timestamp <= tail.timestamp:
+            return await engine.reader.seq_for_timestamp(streamer, read_request.timestamp)
+        if not read_request.clamp:
+            raise ReadUnwritten(tail.seq_num, tail.timestamp)
+        start = tail.seq_num
+    elif read_request.seq_num is not None:
+        start = read_request.seq_num
+    else:
+        start = max(0, tail.seq_num - (read_request.tail_offset or 0))
+    if start > tail.seq_num:
+        if not read_request.clamp:
+            raise ReadUnwritten(tail.seq_num, tail.timestamp)
+        start = tail.seq_num
+    if start == tail.seq_num and not may_follow:
+        raise ReadUnwritten(tail.seq_num, tail.timestamp)
+    return start
+
+
+async def _wait_for_records(
+    engine: Engine,
+    streamer: Any,
+    follower: Any,
+    next_seq: int,
+    wanted: ReadLimits,
+    wait_s: int,
+) -> tuple[ReadBatch, StreamPosition | None]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return ReadBatch(next_seq=next_seq), None
+        if follower.lagging:
+            batch = await engine.reader.read(streamer, next_seq, wanted, wanted.count or 0)
+            return batch, (streamer.tail if batch.count else None)
+        try:
+            cached = await asyncio.wait_for(follower.queue.get(), remaining)
+        except TimeoutError:
+            return ReadBatch(next_seq=next_seq), None
+        block = cached.block
+        if block.end_seq <= next_seq:
+            continue
+        batch = engine.reader.take(block, next_seq, wanted, wanted.count or 0, wanted.bytes)
+        return batch, StreamPosition(block.end_seq, block.last_ts)
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
