@@ -26,6 +26,10 @@ import dj_database_url
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+def _env_first(*names: str) -> str | None:
+    return next((os.environ[n] for n in names if os.environ.get(n)), None)
+
+
 def _env_bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
@@ -99,6 +103,13 @@ TEMPLATES = [
 ]
 
 
+# FULL: a commit survives power loss. The throw-away database of in-memory mode
+# (nothing persists there anyway) runs with OFF.
+_SQLITE_SYNCHRONOUS = {"OFF": "OFF", "NORMAL": "NORMAL"}.get(
+    os.environ.get("S2_SQLITE_SYNCHRONOUS", "FULL").upper(), "FULL"
+)
+
+
 def _database() -> dict[str, object]:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -109,7 +120,8 @@ def _database() -> dict[str, object]:
         # WAL with synchronous=FULL: a committed transaction survives power loss.
         config["OPTIONS"] = {
             "init_command": (
-                "PRAGMA journal_mode=WAL;PRAGMA synchronous=FULL;PRAGMA busy_timeout=5000;"
+                f"PRAGMA journal_mode=WAL;PRAGMA synchronous={_SQLITE_SYNCHRONOUS};"
+                "PRAGMA busy_timeout=5000;"
             ),
             "transaction_mode": "IMMEDIATE",
         }
@@ -132,10 +144,23 @@ USE_TZ = True
 STATIC_URL = "static/"
 # Only needed for `collectstatic`; the admin's files are served from the apps directly.
 STATIC_ROOT = os.environ.get("DJANGO_STATIC_ROOT") or None
-STORAGES = {
+STORAGES: dict[str, dict[str, object]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# S3 mode (serve --bucket): segments go to a django-storages S3Storage (s2site.s3), which
+# reads the AWS_* settings; these fill them from boto3's own environment variables.
+AWS_S3_ENDPOINT_URL = _env_first("AWS_S3_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+AWS_S3_REGION_NAME = _env_first("AWS_S3_REGION_NAME", "AWS_REGION", "AWS_DEFAULT_REGION")
+# Path-style requests for custom endpoints (MinIO, moto, ...), as most S3-compatible servers need.
+AWS_S3_ADDRESSING_STYLE = os.environ.get("AWS_S3_ADDRESSING_STYLE") or (
+    "path" if AWS_S3_ENDPOINT_URL else None
+)
+if S2_BUCKET:
+    STORAGES["s2"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {"bucket_name": S2_BUCKET},
+    }
 # Serve the admin's static files straight from the installed apps: no collectstatic step.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

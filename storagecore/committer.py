@@ -75,6 +75,7 @@ class Committer:
         self._wake = asyncio.Event()
         self._flush_number = 0
         self._fenced = False
+        self._flushing = False
         self._task: asyncio.Task[None] | None = None
         # Observability: flushes done, and the last flush's size and duration.
         self.flushes = 0
@@ -87,7 +88,12 @@ class Committer:
         if self._task is None:
             return
         self._wake.set()
-        while self._queue and not self._task.done():
+        # Let queued runs and the flush in flight finish (bounded), so that no
+        # waiting append is left unanswered.
+        deadline = time.monotonic() + 10.0
+        while (self._queue or self._flushing) and not self._task.done():
+            if time.monotonic() > deadline:
+                break
             await asyncio.sleep(0.001)
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -120,7 +126,11 @@ class Committer:
             batch, self._queue, self._queued_bytes = self._queue, [], 0
             self._wake.clear()
             if batch:
-                await self._flush(batch)
+                self._flushing = True
+                try:
+                    await self._flush(batch)
+                finally:
+                    self._flushing = False
 
     async def _wait_for_interval(self) -> None:
         deadline = self._first_queued_at + self.settings.interval_s

@@ -3,11 +3,13 @@
 Each stored record is a protobuf ``SequencedRecord`` framed as one ``records``
 entry of a ``ReadBatch`` (field 1, length-delimited)::
 
-    0x0a len(record) | 0x08 seq_num | 0x10 timestamp | (0x1a len header)* | [0x22 len body]
+    0x0a len(record) | [0x08 seq_num] | [0x10 timestamp] | (0x1a len header)* | [0x22 len body]
     header = [0x0a len name] [0x12 len value]
 
 so a run of stored records *is* the body of a protobuf ``ReadBatch`` and is sent
 to protobuf and S2S readers without re-encoding. Integers are protobuf varints.
+As in canonical proto3 (and the reference server's output), zero integers and
+empty byte strings are left out, so responses are byte-identical to the reference.
 """
 
 from __future__ import annotations
@@ -32,7 +34,11 @@ def varint(value: int) -> bytes:
 
 def encode_record(seq_num: int, timestamp: int, headers: Sequence[Header], body: bytes) -> bytes:
     """One framed stored record."""
-    parts = [b"\x08", varint(seq_num), b"\x10", varint(timestamp)]
+    parts: list[bytes] = []
+    if seq_num:
+        parts += [b"\x08", varint(seq_num)]
+    if timestamp:
+        parts += [b"\x10", varint(timestamp)]
     for name, value in headers:
         size = (1 + len(varint(len(name))) + len(name) if name else 0) + (
             1 + len(varint(len(value))) + len(value) if value else 0
@@ -50,7 +56,9 @@ def encode_record(seq_num: int, timestamp: int, headers: Sequence[Header], body:
 
 def encode_position(tag: int, seq_num: int, timestamp: int) -> bytes:
     """A ``StreamPosition`` as field ``tag`` of an enclosing message."""
-    inner = b"\x08" + varint(seq_num) + b"\x10" + varint(timestamp)
+    inner = (b"\x08" + varint(seq_num) if seq_num else b"") + (
+        b"\x10" + varint(timestamp) if timestamp else b""
+    )
     return bytes((tag << 3 | 2,)) + varint(len(inner)) + inner
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from s2site.api import request as req
 from storagecore import limits
@@ -181,9 +182,7 @@ def parse_protobuf_append(body: bytes) -> AppendBatch:
         message = messages.AppendInput.FromString(body)
     except DecodeError as exc:
         raise BadProto(f"Failed to decode protobuf: {exc}") from None
-    token = message.fencing_token if message.HasField("fencing_token") else None
-    if token is not None:
-        check_fencing_token(token)
+    _reject_mistyped_fields(message, body)
     records = [
         parse_record(
             record.timestamp if record.HasField("timestamp") else None,
@@ -193,7 +192,34 @@ def parse_protobuf_append(body: bytes) -> AppendBatch:
         for record in message.records
     ]
     match = message.match_seq_num if message.HasField("match_seq_num") else None
-    return AppendBatch.build(records, match, token)
+    token = message.fencing_token if message.HasField("fencing_token") else None
+    batch = AppendBatch.build(records, match, token)
+    # Like the reference, records and the batch are validated before the token.
+    if token is not None:
+        check_fencing_token(token)
+    return batch
+
+
+def _reject_mistyped_fields(message: Any, body: bytes) -> None:
+    """A known field sent with the wrong wire type is a decode error for the reference
+    (prost); the protobuf runtime keeps it as an unknown field instead. Unknown field
+    numbers stay allowed. Cheap unless the message has unknown fields at all."""
+    size = message.ByteSize()
+    message.DiscardUnknownFields()
+    if message.ByteSize() != size and _has_mistyped_field(messages.AppendInput.FromString(body)):
+        raise BadProto("Failed to decode protobuf: invalid wire type for a known field")
+
+
+def _has_mistyped_field(message: Any) -> bool:
+    known = message.DESCRIPTOR.fields_by_number
+    if any(field.field_number in known for field in UnknownFieldSet(message)):
+        return True
+    for field, value in message.ListFields():
+        if field.message_type is not None:
+            values = value if field.is_repeated else [value]
+            if any(_has_mistyped_field(item) for item in values):
+                return True
+    return False
 
 
 async def append(
@@ -202,16 +228,17 @@ async def append(
     basin = req.basin_header(request)
     name = _stream_name(raw_stream)
     content_type = _first_mime(request.META.get("CONTENT_TYPE"))
+    _encryption_key(request)
     if content_type == S2S_TYPE:
         raise NotImplementedRoute()
-    _encryption_key(request)
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
     else:
+        # The reference reads `s2-format` before it checks for a JSON content type.
+        fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
         if not req.is_json_content_type(request.META.get("CONTENT_TYPE")):
             raise BadJson("Expected request with `Content-Type: application/json`")
         request.body = await _read_body(receive, request, BadJson)
-        fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
         batch = jsonrecords.parse_append(req.json_body(request), fmt)
     stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
     _plaintext_only(stream)
@@ -366,8 +393,9 @@ async def _wait_for_records(
         if remaining <= 0:
             return ReadBatch(next_seq=next_seq), None
         if follower.lagging:
+            # Fell behind: catch up from storage; such records carry no tail (spec §4.4).
             batch = await engine.reader.read(streamer, next_seq, wanted, wanted.count or 0)
-            return batch, (streamer.tail if batch.count else None)
+            return batch, None
         try:
             cached = await asyncio.wait_for(follower.queue.get(), remaining)
         except TimeoutError:
@@ -376,7 +404,9 @@ async def _wait_for_records(
         if block.end_seq <= next_seq:
             continue
         batch = engine.reader.take(block, next_seq, wanted, wanted.count or 0, wanted.bytes)
-        return batch, StreamPosition(block.end_seq, block.last_ts)
+        # A live batch whose first record is beyond a limit or ``until`` ends the read
+        # with nothing delivered, hence no tail (like an empty catch-up read).
+        return batch, (StreamPosition(block.end_seq, block.last_ts) if batch.count else None)
 
 
 def _or(value: int | None, default: int) -> int:

@@ -109,8 +109,11 @@ class DeletionTask:
     async def _run(self) -> None:
         while True:
             jitter = 1 + random.uniform(-1, 1) * limits.deletion_pass_jitter_ratio
+            # Not ``wait_for``: on Python 3.11 it swallows a cancellation that arrives as the
+            # wake-up completes, and ``stop()`` would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._interval_s * jitter)
+                async with asyncio.timeout(self._interval_s * jitter):
+                    await self._wakeup.wait()
             self._wakeup.clear()
             try:
                 await self.run_pass()

@@ -88,9 +88,11 @@ def query_uint(params: QueryDict, name: str, maximum: int = limits.u64_max) -> i
     value = params.get(name)
     if value is None:
         return None
-    if not value.isascii() or not value.isdigit():
+    # Rust's integer parsing, as the reference uses it: ASCII digits after an optional `+`.
+    digits = value[1:] if value.startswith("+") else value
+    if not digits.isascii() or not digits.isdigit():
         raise BadQuery(f"{name}: invalid digit found in string")
-    number = int(value)
+    number = int(digits)
     if number > maximum:
         raise BadQuery(f"{name}: number too large to fit in target type")
     return number

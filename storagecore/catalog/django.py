@@ -8,6 +8,8 @@ through one thread, which matches SQLite's single writer and keeps commit order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -21,6 +23,9 @@ from storagecore.sequencer import WriterState
 
 _T = TypeVar("_T")
 
+# How long closing waits for every pool thread to take its closing task.
+_CLOSE_BARRIER_TIMEOUT_S = 5.0
+
 
 class DjangoCatalog:
     def __init__(self, clock: Clock | None = None, read_threads: int = 2) -> None:
@@ -29,13 +34,22 @@ class DjangoCatalog:
         self._readers = ThreadPoolExecutor(
             max_workers=read_threads, thread_name_prefix="s2-catalog-r"
         )
+        self._pools = ((self._writer, 1), (self._readers, read_threads))
 
     async def _in(self, pool: ThreadPoolExecutor, fn: Callable[[], _T]) -> _T:
         return await asyncio.get_running_loop().run_in_executor(pool, _with_connection(fn))
 
     async def close(self) -> None:
-        for pool in (self._writer, self._readers):
-            await asyncio.get_running_loop().run_in_executor(pool, connections.close_all)
+        """Close the database connection of every pool thread, then stop the pools.
+
+        A connection can only be closed by its own thread: one task per worker, held
+        at a barrier until all have started, so that each runs on a different thread."""
+        loop = asyncio.get_running_loop()
+        for pool, workers in self._pools:
+            barrier = threading.Barrier(workers)
+            await asyncio.gather(
+                *(loop.run_in_executor(pool, _close_connections, barrier) for _ in range(workers))
+            )
             pool.shutdown(wait=False)
 
     async def acquire_epoch(self) -> int:
@@ -58,6 +72,12 @@ class DjangoCatalog:
         return await self._in(
             self._readers, lambda: _first_seq_at_or_after(stream_id, timestamp, now)
         )
+
+
+def _close_connections(barrier: threading.Barrier) -> None:
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=_CLOSE_BARRIER_TIMEOUT_S)
+    connections.close_all()
 
 
 def _with_connection(fn: Callable[[], _T]) -> Callable[[], _T]:

@@ -3,13 +3,16 @@
 A write goes to a temporary file in the target directory, which is fsync'd, then
 hard-linked to its final name (atomic, and failing if the name exists: a
 create-only write), and the directory is fsync'd so the new name survives a
-crash. File I/O runs in worker threads, never on the event loop.
+crash. A directory the store creates (its root, ``segments/``) is made durable the
+same way: its parent is fsync'd before any file in it is acknowledged. File I/O runs
+in worker threads, never on the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from pathlib import Path
 
@@ -19,7 +22,9 @@ from storagecore.ports import ObjectExists
 class LocalObjectStore:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_dirs_durable(self.root)
+        self._durable_dirs = {self.root.resolve()}
+        self._dirs_lock = threading.Lock()
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -30,9 +35,11 @@ class LocalObjectStore:
     async def put(self, key: str, data: bytes) -> None:
         await asyncio.to_thread(self._put, self._path(key), data)
 
-    @staticmethod
-    def _put(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _put(self, path: Path, data: bytes) -> None:
+        if path.parent not in self._durable_dirs:
+            with self._dirs_lock:
+                make_dirs_durable(path.parent)
+                self._durable_dirs.add(path.parent)
         temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
@@ -49,11 +56,7 @@ class LocalObjectStore:
             raise ObjectExists(str(path)) from None
         finally:
             os.unlink(temp)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_dir(path.parent)
 
     async def get(self, key: str, offset: int, length: int) -> bytes:
         return await asyncio.to_thread(self._get, self._path(key), offset, length)
@@ -81,3 +84,28 @@ class LocalObjectStore:
 
     async def close(self) -> None:
         return None
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the names in directory ``path`` (new files, renames, removals) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def make_dirs_durable(path: Path) -> None:
+    """Create ``path`` and its missing parents so that they survive a crash.
+
+    A new directory's name is an entry in its parent: each one created is followed
+    by an fsync of its parent (also when another thread or process won the race to
+    create it, since that one may not have synced it yet)."""
+    missing: list[Path] = []
+    current = path.absolute()
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)

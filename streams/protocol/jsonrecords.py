@@ -35,13 +35,19 @@ class Format(enum.Enum):
             return cls.BASE64
         raise BadHeader.invalid(FORMAT_HEADER, value)
 
-    def decode(self, text: str) -> bytes:
+    def decode(self, data: bytes) -> bytes:
+        """A JSON string's UTF-8 bytes as record data."""
         if self is Format.RAW:
-            return text.encode()
+            return data
         try:
-            return base64.b64decode(text.encode("ascii"), validate=True)
-        except (binascii.Error, UnicodeEncodeError, ValueError):
+            decoded = base64.b64decode(data, validate=True)
+        except (binascii.Error, ValueError):
             raise Invalid("invalid Base64 encoding") from None
+        # Strict like the reference: padded to a multiple of 4, no stray bits in the last group.
+        rest = len(decoded) % 3
+        if len(data) % 4 or (rest and base64.b64encode(decoded[-rest:]) != data[-4:]):
+            raise Invalid("invalid Base64 encoding")
+        return decoded
 
     def encode(self, data: bytes) -> str:
         if self is Format.RAW:
@@ -55,10 +61,14 @@ def _u64(value: Any, what: str) -> int:
     return value
 
 
-def _string(value: Any, what: str) -> str:
+def _string(value: Any, what: str) -> bytes:
+    """A JSON string as UTF-8; lone surrogates (``"\\ud800"``) are a JSON error."""
     if not isinstance(value, str):
         raise BadJson(f"{what}: invalid type, expected a string")
-    return value
+    try:
+        return value.encode()
+    except UnicodeEncodeError:
+        raise BadJson(f"{what}: invalid unicode code point") from None
 
 
 def parse_append(document: Any, fmt: Format) -> AppendBatch:
@@ -74,13 +84,14 @@ def parse_append(document: Any, fmt: Format) -> AppendBatch:
     if match_seq_num is not None:
         match_seq_num = _u64(match_seq_num, "match_seq_num")
     fencing_token = document.get("fencing_token")
-    if fencing_token is not None:
-        fencing_token = _string(fencing_token, "fencing_token")
-        if len(fencing_token.encode()) > limits.fencing_token_bytes_max:
-            raise BadJson(
-                f"fencing_token: must not exceed {limits.fencing_token_bytes_max} bytes in length"
-            )
-    shaped: list[tuple[int | None, list[tuple[str, str]], str]] = []
+    if (
+        fencing_token is not None
+        and len(_string(fencing_token, "fencing_token")) > limits.fencing_token_bytes_max
+    ):
+        raise BadJson(
+            f"fencing_token: must not exceed {limits.fencing_token_bytes_max} bytes in length"
+        )
+    shaped: list[tuple[int | None, list[tuple[bytes, bytes]], bytes]] = []
     for raw in raw_records:
         if not isinstance(raw, dict):
             raise BadJson("records: invalid type, expected struct AppendRecord")

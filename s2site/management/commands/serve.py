@@ -63,6 +63,13 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-cors", action="store_true", help="send no CORS headers")
         parser.add_argument(
+            "--append-inflight-bytes",
+            type=_size,
+            default=None,
+            metavar="SIZE",
+            help="server-wide cap on appended bytes not yet durable (default 128MiB, min 1MiB)",
+        )
+        parser.add_argument(
             "--access-log", action="store_true", help="log every request (granian's access log)"
         )
 
@@ -83,9 +90,14 @@ class Command(BaseCommand):
         env[_CONFIGURED] = "1"
         env["S2_CORS"] = "0" if options["no_cors"] else "1"
         env["S2_PATH"] = options["path"]
+        if options["append_inflight_bytes"] is not None:
+            env["S2_APPEND_INFLIGHT_BYTES"] = str(max(options["append_inflight_bytes"], 1 << 20))
         if options["local_root"]:
+            from storagecore.objstore.localfs import make_dirs_durable
+
             root = Path(options["local_root"]).resolve()
-            root.mkdir(parents=True, exist_ok=True)
+            # The database and the segments live under it: its name must survive a crash too.
+            make_dirs_durable(root)
             env["S2_STORAGE"] = "local"
             env["S2_LOCAL_ROOT"] = str(root)
         elif options["bucket"]:
@@ -98,6 +110,7 @@ class Command(BaseCommand):
                 temp_dir = tempfile.mkdtemp(prefix="s2-memory-")
                 env[_TEMP_DIR] = temp_dir
                 env["DATABASE_URL"] = f"sqlite:///{temp_dir}/s2.sqlite3"
+                env["S2_SQLITE_SYNCHRONOUS"] = "OFF"
         sys.stdout.flush()
         os.execve(sys.executable, [sys.executable, *sys.argv], env)
 
@@ -170,3 +183,17 @@ class Command(BaseCommand):
             workers_kill_timeout=SHUTDOWN_GRACE_S,
         )
         server.serve()
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 1 << 10, "kb": 1000, "mib": 1 << 20, "mb": 1000**2,
+               "gib": 1 << 30, "gb": 1000**3}  # fmt: skip
+
+
+def _size(text: str) -> int:
+    """A byte size such as ``128MiB``, ``64mb`` or ``1048576``."""
+    import re
+
+    match = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]*)\s*", text)
+    if match is None or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError(f"invalid size {text!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2).lower()]
