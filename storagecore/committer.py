@@ -24,7 +24,7 @@ from typing import Protocol
 from storagecore import paths
 from storagecore.errors import StorageFailure, Unavailable
 from storagecore.ports import Catalog, ChunkRef, Clock, Fenced, ObjectStore
-from storagecore.segment import Block, BlockIndex, encode_block, encode_segment_header
+from storagecore.segment import Block, BlockIndex, encode_block_parts, encode_segment_header
 from storagecore.sequencer import SequencedRun, WriterState
 
 logger = logging.getLogger(__name__)
@@ -148,10 +148,12 @@ class Committer:
         self._flush_number += 1
         key = paths.segment_key(self.settings.key_prefix, self.epoch, self._flush_number)
         grouped = _group_by_stream(batch)
-        blocks: list[tuple[DurabilityListener, Block, bytes, WriterState, int | None]] = []
+        blocks: list[
+            tuple[DurabilityListener, Block, tuple[bytes, bytes, bytes], WriterState, int | None]
+        ] = []
         for listener, runs in grouped:
             block = _merge_runs(listener.stream_id, runs)
-            encoded = encode_block(
+            encoded = encode_block_parts(
                 block.stream_id,
                 block.start_seq,
                 block.index.timestamps,
@@ -176,13 +178,16 @@ class Committer:
                     expires_at_ms=expiry,
                     segment_key=key,
                     offset=offset,
-                    length=len(encoded),
+                    length=sum(len(part) for part in encoded),
                 )
             )
-            offset += len(encoded)
+            offset += chunks[-1].length
         states = {block.stream_id: state for _listener, block, _enc, state, _exp in blocks}
         try:
-            await self.store.put(key, b"".join([header, *(b[2] for b in blocks)]))
+            parts = [header]
+            for _listener, _block, encoded_parts, _state, _expiry in blocks:
+                parts.extend(encoded_parts)
+            await self.store.put(key, b"".join(parts))
             await self.catalog.commit_flush(self.epoch, chunks, states)
         except Fenced:
             logger.error("fenced out by another server: appends now fail")

@@ -103,25 +103,41 @@ def encode_block(
     lengths: array,  # type: ignore[type-arg]
     payload: bytes,
 ) -> bytes:
+    return b"".join(encode_block_parts(stream_id, start_seq, timestamps, metered, lengths, payload))
+
+
+def encode_block_parts(
+    stream_id: int,
+    start_seq: int,
+    timestamps: array,  # type: ignore[type-arg]
+    metered: array,  # type: ignore[type-arg]
+    lengths: array,  # type: ignore[type-arg]
+    payload: bytes,
+) -> tuple[bytes, bytes, bytes]:
+    """A block as (header and index, payload, checksum): joined once by the caller."""
     count = len(lengths)
     if not (count == len(timestamps) == len(metered)) or count == 0:
         raise ValueError("index arrays must be non-empty and of equal length")
     index = bytearray(count * INDEX_ENTRY_BYTES)
+    pack_into = _INDEX_ENTRY.pack_into
     for i in range(count):
-        _INDEX_ENTRY.pack_into(index, i * INDEX_ENTRY_BYTES, timestamps[i], metered[i], lengths[i])
-    header = _BLOCK_HEADER.pack(
-        BLOCK_MAGIC,
-        VERSION,
-        stream_id,
-        start_seq,
-        count,
-        len(payload),
-        timestamps[0],
-        timestamps[-1],
-        sum(metered),
+        pack_into(index, i * INDEX_ENTRY_BYTES, timestamps[i], metered[i], lengths[i])
+    head = (
+        _BLOCK_HEADER.pack(
+            BLOCK_MAGIC,
+            VERSION,
+            stream_id,
+            start_seq,
+            count,
+            len(payload),
+            timestamps[0],
+            timestamps[-1],
+            sum(metered),
+        )
+        + index
     )
-    body = b"".join((header, index, payload))
-    return body + _CRC.pack(crc32c.crc32c(body))
+    crc = crc32c.crc32c(payload, crc32c.crc32c(head))
+    return bytes(head), payload, _CRC.pack(crc)
 
 
 def decode_block(data: bytes) -> Block:

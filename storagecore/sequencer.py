@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 from storagecore import limits
 from storagecore.config import TimestampingMode
-from storagecore.encoding import encode_record
+from storagecore.encoding import encode_record, varint
 from storagecore.errors import AppendConditionFailed, Invalid, StreamDeletionPending
 from storagecore.positions import StreamPosition
 from storagecore.records import AppendBatch, Command
@@ -82,26 +82,46 @@ def sequence(
     trim_point = state.trim_point
     timestamps, metered, lengths = array("Q"), array("I"), array("I")
     parts: list[bytes] = []
+    add_parts = parts.extend
     arrival = policy.mode is TimestampingMode.ARRIVAL
+    uncapped = policy.uncapped
     start_ts: int | None = None
+    ts_part = b""
+    ts_encoded_for = -1
     for record in batch.records:
         ts = now_ms if arrival or record.timestamp is None else record.timestamp
-        if ts > now_ms and not policy.uncapped:
+        if ts > now_ms and not uncapped:
             ts = now_ms
         if ts < prev:
             ts = prev
         prev = ts
         if start_ts is None:
             start_ts = ts
-        if record.command is Command.FENCE:
-            fencing_token = record.fencing_token or ""
-        elif record.command is Command.TRIM and record.trim_point is not None:
-            trim_point = max(trim_point, min(record.trim_point, seq + 1))
-        encoded = encode_record(seq, ts, record.headers, record.body)
-        parts.append(encoded)
+        if record.command is not None:
+            if record.command is Command.FENCE:
+                fencing_token = record.fencing_token or ""
+            elif record.trim_point is not None:
+                trim_point = max(trim_point, min(record.trim_point, seq + 1))
+        if record.headers:
+            encoded = encode_record(seq, ts, record.headers, record.body)
+            parts.append(encoded)
+            lengths.append(len(encoded))
+        else:
+            # The common header-less record, encoded inline (see storagecore.encoding):
+            # the parts go straight into the payload, with no per-record copy.
+            if ts != ts_encoded_for:
+                ts_encoded_for = ts
+                ts_part = b"\x10" + varint(ts) if ts else b""
+            seq_part = b"\x08" + varint(seq) if seq else b""
+            body = record.body
+            body_len = len(body)
+            body_head = b'"' + varint(body_len) if body_len else b""
+            inner = len(seq_part) + len(ts_part) + len(body_head) + body_len
+            head = varint(inner)
+            add_parts((b"\n", head, seq_part, ts_part, body_head, body))
+            lengths.append(1 + len(head) + inner)
         timestamps.append(ts)
         metered.append(record.metered_bytes)
-        lengths.append(len(encoded))
         seq += 1
     assert start_ts is not None
     new_state = replace(

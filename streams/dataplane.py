@@ -36,7 +36,7 @@ from storagecore.errors import (
 from storagecore.names import parse_stream_name
 from storagecore.positions import AppendAck, StreamPosition
 from storagecore.reader import ReadBatch, ReadLimits
-from storagecore.records import AppendBatch, check_fencing_token, parse_record
+from storagecore.records import AppendBatch, Record, check_fencing_token, parse_record
 from streams.directory import AutoCreate, OpenStream, StreamDirectory
 from streams.protocol import jsonrecords, messages
 
@@ -182,17 +182,22 @@ def parse_protobuf_append(body: bytes) -> AppendBatch:
         message = messages.AppendInput.FromString(body)
     except DecodeError as exc:
         raise BadProto(f"Failed to decode protobuf: {exc}") from None
-    _reject_mistyped_fields(message, body)
-    records = [
-        parse_record(
-            record.timestamp if record.HasField("timestamp") else None,
-            [(h.name, h.value) for h in record.headers],
-            record.body,
-        )
-        for record in message.records
-    ]
+    try:
+        records, canonical_size = parse_protobuf_records(message.records)
+    except Invalid:
+        # Decoding comes first: a mistyped field is bad_proto even if a record is invalid.
+        _reject_mistyped_fields(message)
+        raise
     match = message.match_seq_num if message.HasField("match_seq_num") else None
     token = message.fencing_token if message.HasField("fencing_token") else None
+    if match is not None:
+        canonical_size += 1 + _varint_len(match)
+    if token is not None:
+        token_size = len(token.encode())
+        canonical_size += 1 + _varint_len(token_size) + token_size
+    if canonical_size != len(body):
+        # Only a non-canonical body can hold unknown fields: check those (slow path).
+        _reject_mistyped_fields(message)
     batch = AppendBatch.build(records, match, token)
     # Like the reference, records and the batch are validated before the token.
     if token is not None:
@@ -200,13 +205,53 @@ def parse_protobuf_append(body: bytes) -> AppendBatch:
     return batch
 
 
-def _reject_mistyped_fields(message: Any, body: bytes) -> None:
+def _varint_len(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)
+
+
+def _field_len(size: int) -> int:
+    """Bytes of a length-delimited field holding ``size`` bytes (tag, length, payload)."""
+    return 1 + _varint_len(size) + size
+
+
+def parse_protobuf_records(raw_records: Any) -> tuple[list[Record], int]:
+    """Validated records of an ``AppendInput``, and the size their canonical encoding
+    would have (equal to the body's size exactly when it has no unknown fields). The
+    common header-less record takes a short path: this loop runs once per record."""
+    records: list[Record] = []
+    add = records.append
+    size_max = limits.record_metered_bytes_max
+    encoded = 0
+    for record in raw_records:
+        body = record.body
+        record_size = _field_len(len(body)) if body else 0
+        if record.HasField("timestamp"):
+            timestamp = record.timestamp
+            record_size += 1 + _varint_len(timestamp)
+        else:
+            timestamp = None
+        if record.headers:
+            headers = [(h.name, h.value) for h in record.headers]
+            for name, value in headers:
+                header_size = (_field_len(len(name)) if name else 0) + (
+                    _field_len(len(value)) if value else 0
+                )
+                record_size += _field_len(header_size)
+            add(parse_record(timestamp, headers, body))
+        else:
+            size = 8 + len(body)
+            if size > size_max:
+                raise Invalid("record must have metered size less than 1 MiB")
+            add(Record(timestamp, (), body, size))
+        encoded += _field_len(record_size)
+    return records, encoded
+
+
+def _reject_mistyped_fields(message: Any) -> None:
     """A known field sent with the wrong wire type is a decode error for the reference
     (prost); the protobuf runtime keeps it as an unknown field instead. Unknown field
-    numbers stay allowed. Cheap unless the message has unknown fields at all."""
-    size = message.ByteSize()
-    message.DiscardUnknownFields()
-    if message.ByteSize() != size and _has_mistyped_field(messages.AppendInput.FromString(body)):
+    numbers stay allowed."""
+    if _has_mistyped_field(message):
         raise BadProto("Failed to decode protobuf: invalid wire type for a known field")
 
 

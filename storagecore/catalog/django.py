@@ -113,44 +113,57 @@ def _load_state(stream_id: int) -> WriterState:
     return WriterState(row.next_seq, row.last_ts, row.fencing_token, row.trim_point)
 
 
+_SHIFT = 2**63  # U64Field's storage offset (storagecore.models)
+
+
 def _commit_flush(epoch: int, chunks: Sequence[ChunkRef], states: dict[int, WriterState]) -> None:
-    with transaction.atomic():
-        current = (
-            WriterLease.objects.select_for_update().filter(pk=1).values_list("epoch", flat=True)
-        )
-        if list(current) != [epoch]:
+    """One transaction per flush, in plain SQL: this runs once per flush on the append path.
+
+    The lease row is claimed with an UPDATE guarded by the epoch, which both checks
+    that this server still holds the lease and locks the row until commit."""
+    lease = WriterLease._meta.db_table
+    chunk_table = Chunk._meta.db_table
+    log_table = StreamLog._meta.db_table
+    connection = connections["default"]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {lease} SET epoch = epoch WHERE id = 1 AND epoch = %s", [epoch])
+        if cursor.rowcount != 1:
             raise Fenced(f"writer epoch {epoch} is no longer current")
-        Chunk.objects.bulk_create(
+        cursor.executemany(
+            f"INSERT INTO {chunk_table} (stream_id, start_seq, end_seq, first_ts, last_ts, "
+            'metered_bytes, expires_at_ms, segment_key, "offset", length) '
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             [
-                Chunk(
-                    stream_id=c.stream_id,
-                    start_seq=c.start_seq,
-                    end_seq=c.end_seq,
-                    first_ts=c.first_ts,
-                    last_ts=c.last_ts,
-                    metered_bytes=c.metered_bytes,
-                    expires_at_ms=c.expires_at_ms,
-                    segment_key=c.segment_key,
-                    offset=c.offset,
-                    length=c.length,
+                (
+                    c.stream_id,
+                    c.start_seq - _SHIFT,
+                    c.end_seq - _SHIFT,
+                    c.first_ts - _SHIFT,
+                    c.last_ts - _SHIFT,
+                    c.metered_bytes,
+                    c.expires_at_ms,
+                    c.segment_key,
+                    c.offset,
+                    c.length,
                 )
                 for c in chunks
-            ]
-        )
-        StreamLog.objects.bulk_create(
-            [
-                StreamLog(
-                    stream_id=stream_id,
-                    next_seq=s.next_seq,
-                    last_ts=s.last_ts,
-                    fencing_token=s.fencing_token,
-                    trim_point=s.trim_point,
-                )
-                for stream_id, s in states.items()
             ],
-            update_conflicts=True,
-            unique_fields=["stream_id"],
-            update_fields=["next_seq", "last_ts", "fencing_token", "trim_point"],
+        )
+        cursor.executemany(
+            f"INSERT INTO {log_table} (stream_id, next_seq, last_ts, fencing_token, trim_point) "
+            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET "
+            "next_seq = excluded.next_seq, last_ts = excluded.last_ts, "
+            "fencing_token = excluded.fencing_token, trim_point = excluded.trim_point",
+            [
+                (
+                    stream_id,
+                    state.next_seq - _SHIFT,
+                    state.last_ts - _SHIFT,
+                    state.fencing_token,
+                    state.trim_point - _SHIFT,
+                )
+                for stream_id, state in states.items()
+            ],
         )
 
 

@@ -12,7 +12,7 @@ class MemoryObjectStore:
     async def put(self, key: str, data: bytes) -> None:
         if key in self._objects:
             raise ObjectExists(key)
-        self._objects[key] = bytes(data)
+        self._objects[key] = data if type(data) is bytes else bytes(data)
 
     async def get(self, key: str, offset: int, length: int) -> bytes:
         return self._objects[key][offset : offset + length]

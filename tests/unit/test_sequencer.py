@@ -129,3 +129,32 @@ def test_batch_limits() -> None:
     half = parse_record(None, [], b"x" * (512 * 1024))
     with pytest.raises(Invalid, match="metered size of 1 MiB"):
         AppendBatch.build([half, half], None, None)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 2**40)),
+            st.lists(
+                st.tuples(st.binary(min_size=1, max_size=4), st.binary(max_size=4)), max_size=2
+            ),
+            st.binary(max_size=300),
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.integers(0, 2**40),
+)
+def test_inline_encoding_matches_the_reference_encoder(
+    records: list[tuple[int | None, list[tuple[bytes, bytes]], bytes]], start: int
+) -> None:
+    from storagecore.encoding import encode_record
+
+    batch = AppendBatch.build([parse_record(t, h, b) for t, h, b in records], None, None)
+    run = sequence(WriterState(next_seq=start), batch, TimestampPolicy(uncapped=True), 2**41)
+    expected = b"".join(
+        encode_record(start + i, ts, h, b)
+        for i, ((_t, h, b), ts) in enumerate(zip(records, run.timestamps, strict=True))
+    )
+    assert run.payload == expected
+    assert sum(run.lengths) == len(run.payload)
