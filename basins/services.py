@@ -8,11 +8,14 @@ that must follow a commit (waking the deletion task) is scheduled with
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -26,6 +29,21 @@ from storagecore.errors import (
     TransactionConflict,
 )
 from streams import events
+
+_sqlite_writers = threading.RLock()
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """A write transaction. Django runs each request's view in its own thread; on SQLite,
+    where writers exclude each other, they queue on a lock here instead of spinning in
+    SQLite's busy handler (which is unfair and gives up after its timeout)."""
+    if connection.vendor == "sqlite":
+        with _sqlite_writers, transaction.atomic():
+            yield
+    else:
+        with write_transaction():
+            yield
 
 
 class Provision(enum.StrEnum):
@@ -67,7 +85,7 @@ def do_create_basin(name: str, config: BasinConfig, request_token: str | None) -
     config.validate()
     key = creation_key(request_token, config.to_json()) if request_token is not None else ""
     try:
-        with transaction.atomic():
+        with write_transaction():
             existing = Basin.objects.select_for_update().filter(name=name).first()
             if existing is not None:
                 return _replay_or_conflict(existing, key)
@@ -94,7 +112,7 @@ def _replay_or_conflict(existing: Basin, key: str) -> Provisioned:
 def do_ensure_basin(name: str, config: BasinConfig) -> Provisioned:
     config.validate()
     try:
-        with transaction.atomic():
+        with write_transaction():
             basin = Basin.objects.select_for_update().filter(name=name).first()
             if basin is None:
                 basin = Basin(name=name, created_at=timezone.now())
@@ -115,7 +133,7 @@ def do_ensure_basin(name: str, config: BasinConfig) -> Provisioned:
 
 def do_reconfigure_basin(name: str, reconfiguration: BasinReconfiguration) -> Basin:
     reconfiguration.validate()
-    with transaction.atomic():
+    with write_transaction():
         basin = Basin.objects.select_for_update().filter(name=name).first()
         if basin is None:
             raise BasinNotFound(name)
@@ -131,7 +149,7 @@ def do_reconfigure_basin(name: str, reconfiguration: BasinReconfiguration) -> Ba
 
 def do_delete_basin(name: str) -> None:
     """Mark the basin as being deleted; the deletion task removes its streams, then it."""
-    with transaction.atomic():
+    with write_transaction():
         basin = Basin.objects.select_for_update().filter(name=name).first()
         if basin is None:
             raise BasinNotFound(name)

@@ -121,7 +121,7 @@ def _database() -> dict[str, object]:
         config["OPTIONS"] = {
             "init_command": (
                 f"PRAGMA journal_mode=WAL;PRAGMA synchronous={_SQLITE_SYNCHRONOUS};"
-                "PRAGMA busy_timeout=5000;"
+                "PRAGMA busy_timeout=30000;"
             ),
             "transaction_mode": "IMMEDIATE",
         }

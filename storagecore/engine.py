@@ -97,3 +97,4 @@ class Engine:
 
     def forget_stream(self, stream_id: int) -> None:
         self.registry.forget(stream_id)
+        self.reader.forget_stream(stream_id)

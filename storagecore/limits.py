@@ -56,4 +56,5 @@ streamer_idle_timeout_s = 60.0
 streamer_recent_bytes_max = 4 * 1024 * 1024
 follower_queue_batches_max = 64
 block_cache_bytes_max = 64 * 1024 * 1024
-index_rows_per_fetch = 64
+index_rows_per_fetch = 16
+index_cache_streams_max = 1024

@@ -49,7 +49,7 @@ class ReadLimits:
 class ReadBatch:
     """Consecutive records as stored bytes, with what the caller needs to go on."""
 
-    parts: list[bytes] = field(default_factory=list)
+    parts: list[bytes | memoryview] = field(default_factory=list)
     count: int = 0
     metered: int = 0
     next_seq: int = 0
@@ -94,6 +94,7 @@ class Reader:
         self.store = store
         self.clock = clock
         self.cache = cache
+        self._index_rows: OrderedDict[int, list[ChunkRef]] = OrderedDict()
 
     async def seq_for_timestamp(self, streamer: Streamer, timestamp: int) -> int:
         """The first surviving record with a timestamp at or after ``timestamp``, or the tail.
@@ -125,27 +126,44 @@ class Reader:
         while seq < tail and not self._full(result, batch_count, batch_bytes):
             recent = streamer.recent_blocks_from(seq)
             if recent is not None:
-                blocks = [(c.block, _expired(c.expires_at_ms, self.clock)) for c in recent]
-            else:
-                chunks = await self.catalog.chunks_from(
-                    streamer.stream_id, seq, limits.index_rows_per_fetch
-                )
-                if not chunks:
-                    break  # everything from here on expired
-                blocks = [
-                    (await self._load(chunk), False) for chunk in chunks if chunk.start_seq < tail
-                ]
-            for block, expired in blocks:
-                if expired:
-                    seq = result.next_seq = max(seq, block.end_seq)
-                    continue
-                self._take(block, seq, wanted, batch_count, batch_bytes, result)
-                seq = result.next_seq
-                if self._full(result, batch_count, batch_bytes) or seq < block.end_seq:
-                    break
-            if recent is not None:
+                for cached in recent:
+                    if _expired(cached.expires_at_ms, self.clock):
+                        seq = result.next_seq = max(seq, cached.block.end_seq)
+                        continue
+                    seq = self._take_block(
+                        cached.block, seq, wanted, batch_count, batch_bytes, result
+                    )
+                    if seq < cached.block.end_seq or self._full(result, batch_count, batch_bytes):
+                        break
                 break
+            chunks = await self._chunks_from(streamer.stream_id, seq)
+            if not chunks:
+                break  # everything from here on expired
+            progressed = False
+            for chunk in chunks:
+                if chunk.start_seq >= tail:
+                    break
+                # Blocks are loaded one at a time, only as far as the batch needs.
+                block = await self._load(chunk)
+                seq = self._take_block(block, seq, wanted, batch_count, batch_bytes, result)
+                progressed = True
+                if seq < block.end_seq or self._full(result, batch_count, batch_bytes):
+                    break
+            if not progressed:
+                break  # the rest expired, or is not yet visible at this tail
         return result
+
+    def _take_block(
+        self,
+        block: Block,
+        seq: int,
+        wanted: ReadLimits,
+        batch_count: int,
+        batch_bytes: int | None,
+        result: ReadBatch,
+    ) -> int:
+        self._take(block, seq, wanted, batch_count, batch_bytes, result)
+        return result.next_seq
 
     def take(
         self,
@@ -218,11 +236,35 @@ class Reader:
         elif remaining.count is not None and n - first == remaining.count:
             result.limit_reached = True
         if last > first:
-            result.parts.append(block.payload[offsets[first] : offsets[last]])
+            result.parts.append(memoryview(block.payload)[offsets[first] : offsets[last]])
             result.count += last - first
             result.metered += slice_metered
             result.last_ts = index.timestamps[last - 1]
         result.next_seq = block.start_seq + last
+
+    async def _chunks_from(self, stream_id: int, seq: int) -> list[ChunkRef]:
+        """Index rows from ``seq`` on. Rows are immutable once committed, so the rows of the
+        last fetch serve the following reads of a sequential reader without a query."""
+        cached = self._index_rows.get(stream_id)
+        if cached:
+            now = self.clock.now_ms()
+            for position, chunk in enumerate(cached):
+                if chunk.end_seq > seq:
+                    if chunk.start_seq <= seq and not _expired(chunk.expires_at_ms, self.clock):
+                        rows = cached[position:]
+                        if all(not _expired_at(c.expires_at_ms, now) for c in rows):
+                            self._index_rows.move_to_end(stream_id)
+                            return rows
+                    break
+        rows = await self.catalog.chunks_from(stream_id, seq, limits.index_rows_per_fetch)
+        self._index_rows[stream_id] = rows
+        self._index_rows.move_to_end(stream_id)
+        while len(self._index_rows) > limits.index_cache_streams_max:
+            self._index_rows.popitem(last=False)
+        return rows
+
+    def forget_stream(self, stream_id: int) -> None:
+        self._index_rows.pop(stream_id, None)
 
     async def _load(self, chunk: ChunkRef) -> Block:
         key = (chunk.segment_key, chunk.offset)
@@ -241,3 +283,7 @@ class Reader:
 
 def _expired(expires_at_ms: int | None, clock: Clock) -> bool:
     return expires_at_ms is not None and expires_at_ms <= clock.now_ms()
+
+
+def _expired_at(expires_at_ms: int | None, now_ms: int) -> bool:
+    return expires_at_ms is not None and expires_at_ms <= now_ms

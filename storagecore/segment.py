@@ -14,7 +14,7 @@ Segment header (32 bytes)::
     24  4  block count
     28  4  CRC32C of bytes 0..28
 
-Block (version 1)::
+Block (version 2; version 1, with a row-wise index, was never released)::
 
     0   4  magic b"S2BK"
     4   1  version (1)
@@ -26,7 +26,9 @@ Block (version 1)::
     32  8  first timestamp
     40  8  last timestamp
     48  8  metered bytes
-    56  16n  index: per record, timestamp (u64), metered size (u32), stored length (u32)
+    56  8n   index: every record's timestamp (u64), in order
+    ..  4n   index: every record's metered size (u32), in order
+    ..  4n   index: every record's stored length (u32), in order
     ..  p  payload: the stored records (``storagecore.encoding``), in order
     ..  4  CRC32C (Castagnoli) of everything before it
 
@@ -37,6 +39,7 @@ A block that fails any check (length, magic, version, lengths, checksum) raises
 from __future__ import annotations
 
 import struct
+import sys
 from array import array
 from dataclasses import dataclass
 from itertools import accumulate
@@ -45,14 +48,14 @@ import crc32c
 
 SEGMENT_MAGIC = b"S2SG"
 BLOCK_MAGIC = b"S2BK"
-VERSION = 1
+VERSION = 2
 
 _SEGMENT_HEADER = struct.Struct("<4sB3xQQI")
 SEGMENT_HEADER_BYTES = _SEGMENT_HEADER.size + 4
 _BLOCK_HEADER = struct.Struct("<4sB3xQQIIQQQ")
 BLOCK_HEADER_BYTES = _BLOCK_HEADER.size
-_INDEX_ENTRY = struct.Struct("<QII")
-INDEX_ENTRY_BYTES = _INDEX_ENTRY.size
+# The index is columnar so that it is written and read as three array copies.
+INDEX_ENTRY_BYTES = 16
 _CRC = struct.Struct("<I")
 
 
@@ -118,10 +121,7 @@ def encode_block_parts(
     count = len(lengths)
     if not (count == len(timestamps) == len(metered)) or count == 0:
         raise ValueError("index arrays must be non-empty and of equal length")
-    index = bytearray(count * INDEX_ENTRY_BYTES)
-    pack_into = _INDEX_ENTRY.pack_into
-    for i in range(count):
-        pack_into(index, i * INDEX_ENTRY_BYTES, timestamps[i], metered[i], lengths[i])
+    index = _le(timestamps, "Q") + _le(metered, "I") + _le(lengths, "I")
     head = (
         _BLOCK_HEADER.pack(
             BLOCK_MAGIC,
@@ -156,13 +156,12 @@ def decode_block(data: bytes) -> Block:
     index_end = BLOCK_HEADER_BYTES + count * INDEX_ENTRY_BYTES
     if count == 0 or index_end + payload_len + 4 != len(data):
         raise CorruptBlock("block lengths are inconsistent")
-    timestamps, metered_sizes, lengths = array("Q"), array("I"), array("I")
-    for ts, size, length in _INDEX_ENTRY.iter_unpack(
-        memoryview(data)[BLOCK_HEADER_BYTES:index_end]
-    ):
-        timestamps.append(ts)
-        metered_sizes.append(size)
-        lengths.append(length)
+    view = memoryview(data)
+    ts_end = BLOCK_HEADER_BYTES + 8 * count
+    metered_end = ts_end + 4 * count
+    timestamps = _from_le(view[BLOCK_HEADER_BYTES:ts_end], "Q")
+    metered_sizes = _from_le(view[ts_end:metered_end], "I")
+    lengths = _from_le(view[metered_end:index_end], "I")
     if sum(lengths) != payload_len or sum(metered_sizes) != metered:
         raise CorruptBlock("block index does not match its payload")
     if timestamps[0] != first_ts or timestamps[-1] != last_ts:
@@ -195,3 +194,25 @@ def decode_segment_header(data: bytes) -> tuple[int, int, int]:
     if magic != SEGMENT_MAGIC or version != VERSION:
         raise CorruptBlock("bad segment magic or version")
     return epoch, flush_number, block_count
+
+
+_LITTLE = sys.byteorder == "little"
+
+
+def _le(values: array, typecode: str) -> bytes:  # type: ignore[type-arg]
+    """An array's items as little-endian bytes of the given width."""
+    column = values if values.typecode == typecode else array(typecode, values)
+    if column.itemsize != struct.calcsize(typecode):
+        raise ValueError(f"array typecode {typecode} has an unexpected item size")
+    if not _LITTLE:
+        column = array(typecode, column)
+        column.byteswap()
+    return column.tobytes()
+
+
+def _from_le(data: memoryview, typecode: str) -> array:  # type: ignore[type-arg]
+    column = array(typecode)
+    column.frombytes(data)
+    if not _LITTLE:
+        column.byteswap()
+    return column

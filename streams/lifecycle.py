@@ -19,10 +19,10 @@ import threading
 from typing import Protocol
 
 from asgiref.sync import sync_to_async
-from django.db import transaction
 from django.db.models import Q
 
 from basins.models import Basin
+from basins.services import write_transaction
 from storagecore import limits
 from storagecore.models import Chunk, StreamLog
 from streams.models import Stream
@@ -44,16 +44,17 @@ def streams_to_delete() -> list[int]:
 
 
 def remove_streams(stream_ids: list[int]) -> None:
-    with transaction.atomic():
+    with write_transaction():
         Chunk.objects.filter(stream_id__in=stream_ids).delete()
         StreamLog.objects.filter(stream_id__in=stream_ids).delete()
         Stream.objects.filter(pk__in=stream_ids).delete()
 
 
 def remove_emptied_basins() -> int:
-    removed, _ = (
-        Basin.objects.filter(deleted_at__isnull=False).filter(streams__isnull=True).delete()
-    )
+    with write_transaction():
+        removed, _ = (
+            Basin.objects.filter(deleted_at__isnull=False).filter(streams__isnull=True).delete()
+        )
     return removed
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from basins.models import Basin
 from basins.ordering import byte_ordered_page
-from basins.services import Provision, creation_key
+from basins.services import Provision, creation_key, write_transaction
 from storagecore.config import OptionalStreamConfig, StreamReconfiguration
 from storagecore.errors import (
     BasinDeletionPending,
@@ -66,7 +66,7 @@ def do_create_stream(
     config.validate()
     key = creation_key(request_token, config.to_json()) if request_token is not None else ""
     try:
-        with transaction.atomic():
+        with write_transaction():
             basin = _active_basin(basin_name)
             existing = Stream.objects.select_for_update().filter(basin=basin, name=name).first()
             if existing is not None:
@@ -83,7 +83,7 @@ def do_create_stream(
 def do_ensure_stream(basin_name: str, name: str, config: OptionalStreamConfig) -> Provisioned:
     config.validate()
     try:
-        with transaction.atomic():
+        with write_transaction():
             basin = _active_basin(basin_name)
             stream = Stream.objects.select_for_update().filter(basin=basin, name=name).first()
             if stream is None:
@@ -119,7 +119,7 @@ def do_reconfigure_stream(
     basin_name: str, name: str, reconfiguration: StreamReconfiguration
 ) -> Stream:
     reconfiguration.validate()
-    with transaction.atomic():
+    with write_transaction():
         basin = _active_basin(basin_name)
         stream = Stream.objects.select_for_update().filter(basin=basin, name=name).first()
         if stream is None:
@@ -136,7 +136,7 @@ def do_reconfigure_stream(
 
 def do_delete_stream(basin_name: str, name: str) -> None:
     """Mark the stream as being deleted; the deletion task removes it (spec §2.8)."""
-    with transaction.atomic():
+    with write_transaction():
         stream = (
             Stream.objects.select_for_update().filter(basin__name=basin_name, name=name).first()
         )

@@ -87,11 +87,12 @@ def test_every_bit_of_a_small_block_is_covered() -> None:
             decode_block(bytes(flipped))
 
 
-# Header: magic, version 1, stream 7, first seq 5, 1 record, payload 15 bytes, timestamps
-# 100..100, metered 13; index entry (100, 13, 15); payload: framed record of length 13 with
-# seq 5, timestamp 100, one header (empty name, value "*"), body "hi".
+# Header: magic, version 2, stream 7, first seq 5, 1 record, payload 15 bytes, timestamps
+# 100..100, metered 13; index columns: timestamps (100), metered (13), lengths (15);
+# payload: framed record of length 13 with seq 5, timestamp 100, one header (empty name,
+# value "*"), body "hi".
 GOLDEN_BLOCK = bytes.fromhex(
-    "5332424b01000000"
+    "5332424b02000000"
     "0700000000000000"
     "0500000000000000"
     "01000000"
@@ -113,7 +114,7 @@ GOLDEN_BLOCK = bytes.fromhex(
 
 
 def test_golden_block() -> None:
-    """Version 1 bytes, fixed: a change here is a format change and needs a new version."""
+    """Version 2 bytes, fixed: a change here is a format change and needs a new version."""
     encoded = _block(7, 5, [([(b"", b"*")], b"hi")], 100)
     assert encoded[:-4] == GOLDEN_BLOCK
     block = decode_block(encoded)
@@ -126,3 +127,11 @@ def test_segment_header() -> None:
     assert decode_segment_header(header) == (3, 9, 2)
     with pytest.raises(CorruptBlock):
         decode_segment_header(header[:-1] + bytes([header[-1] ^ 1]))
+
+
+def test_multi_record_index_is_columnar() -> None:
+    encoded = _block(1, 0, [([], b"a"), ([], b"bb")], 7)
+    index = encoded[56 : 56 + 2 * 16]
+    assert index == bytes.fromhex(
+        "07000000000000000800000000000000090000000a000000070000000a000000"
+    )

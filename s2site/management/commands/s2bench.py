@@ -50,6 +50,11 @@ class Command(BaseCommand):
         parser.add_argument("--total-mib", type=int, default=256)
         parser.add_argument("--streams", type=int, default=1000)
         parser.add_argument("--http2", action="store_true", help="use h2c instead of HTTP/1.1")
+        parser.add_argument(
+            "--count-segments",
+            metavar="DIR",
+            help="fanin: count the segment objects written under this --local-root",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["endpoint"]:
@@ -224,11 +229,24 @@ async def _fanin(client: httpx.AsyncClient, options: dict[str, Any]) -> list[str
             if ack.start.seq_num != 0:
                 raise CommandError("unexpected sequence number")
 
+    segments_before = _segment_count(options["count_segments"])
     started = time.perf_counter()
     await asyncio.gather(*(one(n) for n in names))
     elapsed = time.perf_counter() - started
-    return [
+    lines = [
         f"{len(names)} streams, one append each (64 in flight): "
         f"{len(names) / elapsed:,.0f} appends/s; ack {_percentiles(latencies)}; "
         f"mean {statistics.mean(latencies) * 1000:.2f} ms"
     ]
+    if options["count_segments"]:
+        written = _segment_count(options["count_segments"]) - segments_before
+        lines.append(f"segments written for {len(names)} appends: {written}")
+    return lines
+
+
+def _segment_count(local_root: str | None) -> int:
+    if not local_root:
+        return 0
+    from pathlib import Path
+
+    return sum(1 for _ in (Path(local_root) / "objects").rglob("*.seg"))
