@@ -16,7 +16,7 @@ from storagecore.ports import Catalog, Clock, ObjectStore
 from storagecore.positions import AppendAck, StreamPosition
 from storagecore.reader import BlockCache, Reader
 from storagecore.records import AppendBatch
-from storagecore.streamer import Streamer, StreamerRegistry, StreamSettings
+from storagecore.streamer import AppendSession, Streamer, StreamerRegistry, StreamSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,9 +82,13 @@ class Engine:
         return self.registry.get(stream_id)
 
     async def append(
-        self, stream_id: int, batch: AppendBatch, settings: StreamSettings
+        self,
+        stream_id: int,
+        batch: AppendBatch,
+        settings: StreamSettings,
+        session: AppendSession | None = None,
     ) -> AppendAck:
-        return await self.streamer(stream_id).append(batch, settings)
+        return await self.streamer(stream_id).append(batch, settings, session)
 
     async def tail(self, stream_id: int) -> StreamPosition:
         streamer = self.streamer(stream_id)

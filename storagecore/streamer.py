@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from storagecore import limits
 from storagecore.budget import ByteBudget
 from storagecore.committer import Committer
-from storagecore.errors import S2Error
+from storagecore.errors import ErrorCode, S2Error
 from storagecore.ports import Catalog, Clock
 from storagecore.positions import AppendAck, StreamPosition
 from storagecore.records import AppendBatch
@@ -43,6 +43,23 @@ class StreamSettings:
 
     policy: TimestampPolicy = field(default_factory=TimestampPolicy)
     retention_age_s: int | None = 7 * 24 * 3600
+
+
+class AppendSession:
+    """The appends of one append session (spec §5.4): after the first failure, later
+    inputs are refused without being written, so a session's log has no holes."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+
+class SessionFailed(S2Error):
+    """An earlier input of the same session failed; this one was not appended."""
+
+    code = ErrorCode.UNAVAILABLE
+
+    def __init__(self) -> None:
+        super().__init__("an earlier append of this session failed")
 
 
 @dataclass(slots=True)
@@ -122,23 +139,41 @@ class Streamer:
         elif not self._loaded.done():
             await asyncio.shield(self._loaded)
 
-    async def append(self, batch: AppendBatch, settings: StreamSettings) -> AppendAck:
+    async def append(
+        self,
+        batch: AppendBatch,
+        settings: StreamSettings,
+        session: AppendSession | None = None,
+    ) -> AppendAck:
+        """Append one batch. Calls made in order are sequenced in that order: admission
+        (the budget) is first come first served and sequencing does not wait."""
         self.last_used = asyncio.get_running_loop().time()
         await self.budget.acquire(batch.metered_bytes)
         try:
             await self.load()
-            return await self._append_loaded(batch, settings)
+            return await self._append_loaded(batch, settings, session)
         finally:
             self.budget.release(batch.metered_bytes)
 
-    async def _append_loaded(self, batch: AppendBatch, settings: StreamSettings) -> AppendAck:
+    async def _append_loaded(
+        self, batch: AppendBatch, settings: StreamSettings, session: AppendSession | None
+    ) -> AppendAck:
+        if session is not None and session.failed:
+            raise SessionFailed()
         now = self.clock.now_ms()
         try:
             run = sequence(self.state, batch, settings.policy, now)
         except S2Error:
+            if session is not None:
+                session.failed = True  # before waiting: later inputs must not be sequenced
             await self._earlier_appends_settled()
             raise
-        return await self._submit(run, settings, now)
+        try:
+            return await self._submit(run, settings, now)
+        except S2Error:
+            if session is not None:
+                session.failed = True
+            raise
 
     async def delete(self) -> None:
         """Append the terminal trim that marks the stream as being deleted (spec §2.8)."""

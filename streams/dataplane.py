@@ -11,9 +11,10 @@ where the basin allows it), and the engine does the rest. Every failure is an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from collections.abc import Awaitable, Callable, MutableMapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from google.protobuf.message import DecodeError
@@ -27,6 +28,7 @@ from storagecore.errors import (
     BadHeader,
     BadJson,
     BadProto,
+    ErrorCode,
     Invalid,
     NotImplementedRoute,
     ReadUnwritten,
@@ -37,8 +39,10 @@ from storagecore.names import parse_stream_name
 from storagecore.positions import AppendAck, StreamPosition
 from storagecore.reader import ReadBatch, ReadLimits
 from storagecore.records import AppendBatch, Record, check_fencing_token, parse_record
+from storagecore.streamer import AppendSession
+from streams import sessions
 from streams.directory import AutoCreate, OpenStream, StreamDirectory
-from streams.protocol import jsonrecords, messages
+from streams.protocol import jsonrecords, messages, s2s
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -89,7 +93,7 @@ class RecordsApp:
             elif method == "POST":
                 await append(plane, request, raw_stream, receive, send)
             else:
-                await read(plane, request, raw_stream, send)
+                await read(plane, request, raw_stream, receive, send)
         except S2Error as error:
             await send_json(send, error.status, error.body())
 
@@ -275,7 +279,10 @@ async def append(
     content_type = _first_mime(request.META.get("CONTENT_TYPE"))
     _encryption_key(request)
     if content_type == S2S_TYPE:
-        raise NotImplementedRoute()
+        stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
+        _plaintext_only(stream)
+        await append_session(plane.engine, stream, request, receive, send)
+        return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
     else:
@@ -300,6 +307,113 @@ def _ack_protobuf(ack: AppendAck) -> bytes:
         + encode_position(2, ack.end.seq_num, ack.end.timestamp)
         + encode_position(3, ack.tail.seq_num, ack.tail.timestamp)
     )
+
+
+# Append sessions (spec §5.4).
+
+SESSION_QUEUE_INPUTS_MAX = 32
+_END = object()
+
+
+async def append_session(
+    engine: Engine, stream: OpenStream, request: req.RawRequest, receive: Receive, send: Send
+) -> None:
+    """Full duplex: inputs are decoded and admitted as they arrive, acknowledgements are
+    sent in input order once durable. The first failure ends the session: inputs after
+    it are never appended, earlier ones are acknowledged, then one terminal frame."""
+    from s2site.api.responses import dumps
+
+    compression = s2s.choose_compression(req.header(request, "accept-encoding"))
+    session = AppendSession()
+    pending: asyncio.Queue[Any] = asyncio.Queue(maxsize=SESSION_QUEUE_INPUTS_MAX)
+    disconnected = asyncio.Event()
+
+    async def read_inputs() -> None:
+        decoder = s2s.FrameDecoder()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                disconnected.set()
+                return
+            try:
+                for frame in decoder.feed(message.get("body", b"")):
+                    batch = _session_input(frame)
+                    append = engine.append(stream.stream_id, batch, stream.settings, session)
+                    await pending.put(asyncio.ensure_future(append))
+                if decoder.error is not None:
+                    raise decoder.error
+                if not message.get("more_body", False) and decoder.pending:
+                    raise s2s.FrameError("the body ended inside a frame")
+            except (s2s.FrameError, BadProto) as exc:
+                await pending.put(
+                    S2Error(f"Failed to decode S2S frame: {exc}", ErrorCode.BAD_FRAME)
+                )
+                break
+            except S2Error as exc:
+                await pending.put(exc)
+                break
+            if not message.get("more_body", False):
+                break
+        await pending.put(_END)
+        await _until_disconnect(receive, disconnected)
+
+    async def write_acks() -> None:
+        while True:
+            item = await pending.get()
+            if item is _END:
+                return
+            error = item if isinstance(item, S2Error) else None
+            if error is None:
+                try:
+                    ack = await item
+                except S2Error as exc:
+                    error = exc
+                else:
+                    message = _ack_protobuf(ack)
+                    await _send_chunk(send, s2s.encode_message(message, compression))
+                    continue
+            await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
+            return
+
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"s2s/proto"), *_SESSION_HEADERS],
+        }
+    )
+    reader = asyncio.ensure_future(read_inputs())
+    writer = asyncio.ensure_future(write_acks())
+    try:
+        # The reader only returns once the client has gone (it listens past the body).
+        await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if writer.done():
+            writer.result()
+    finally:
+        for task in (writer, reader):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        while not pending.empty():
+            leftover = pending.get_nowait()
+            if isinstance(leftover, asyncio.Future) and not leftover.done():
+                leftover.cancel()
+        if not disconnected.is_set():
+            with contextlib.suppress(Exception):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _session_input(frame: s2s.Frame) -> AppendBatch:
+    return parse_protobuf_append(frame.message())
+
+
+async def _until_disconnect(receive: Receive, disconnected: asyncio.Event) -> None:
+    """After the body: keep listening, so that a client going away is noticed."""
+    while not disconnected.is_set():
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            disconnected.set()
 
 
 # Check tail (spec §4.5).
@@ -350,20 +464,29 @@ class ReadRequest:
             raise Invalid("start `timestamp` exceeds or equal to `until`")
 
 
-async def read(plane: DataPlane, request: req.RawRequest, raw_stream: str, send: Send) -> None:
+async def read(
+    plane: DataPlane, request: req.RawRequest, raw_stream: str, receive: Receive, send: Send
+) -> None:
     basin = req.basin_header(request)
     name = _stream_name(raw_stream)
     read_request = ReadRequest.parse(request)
-    session = _first_mime(request.META.get("CONTENT_TYPE")) == S2S_TYPE or (
-        _first_mime(request.META.get("HTTP_ACCEPT")) == SSE_TYPE
-    )
+    if _first_mime(request.META.get("CONTENT_TYPE")) == S2S_TYPE:
+        mode = "s2s"
+    elif _first_mime(request.META.get("HTTP_ACCEPT")) == SSE_TYPE:
+        mode = "sse"
+    else:
+        mode = "unary"
     _encryption_key(request)
     fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
+    resume = _last_event_id(request) if mode == "sse" else None
     read_request.validate()
-    if session:
-        raise NotImplementedRoute()
     stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
     _plaintext_only(stream)
+    if mode != "unary":
+        await session_read(
+            plane.engine, stream, read_request, mode, fmt, resume, request, receive, send
+        )
+        return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
     if _wants_protobuf(request):
         body = batch.payload
@@ -375,6 +498,132 @@ async def read(plane: DataPlane, request: req.RawRequest, raw_stream: str, send:
     if tail is not None:
         document["tail"] = tail.to_json()
     await send_json(send, 200, document)
+
+
+# Read sessions (spec §5.1, §5.3).
+
+LAST_EVENT_ID_HEADER = "last-event-id"
+_SESSION_HEADERS = [
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+def _last_event_id(request: req.RawRequest) -> tuple[int, int, int] | None:
+    value = req.header(request, LAST_EVENT_ID_HEADER)
+    if value is None:
+        return None
+    parts = value.split(",")
+    if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
+        raise BadHeader.invalid(LAST_EVENT_ID_HEADER, f"invalid Last-Event-ID: {value}")
+    seq_num, count, size = (int(p) for p in parts)
+    if seq_num > limits.u64_max:
+        raise BadHeader.invalid(LAST_EVENT_ID_HEADER, f"invalid Last-Event-ID: {value}")
+    return seq_num, count, size
+
+
+async def session_read(
+    engine: Engine,
+    stream: OpenStream,
+    read_request: ReadRequest,
+    mode: str,
+    fmt: jsonrecords.Format,
+    resume: tuple[int, int, int] | None,
+    request: req.RawRequest,
+    receive: Receive,
+    send: Send,
+) -> None:
+    wanted = ReadLimits(read_request.count, read_request.bytes, read_request.until)
+    if resume is not None:
+        # Resume after the last delivered record, with what is left of the limits.
+        read_request = replace(
+            read_request, seq_num=resume[0] + 1, timestamp=None, tail_offset=None
+        )
+        wanted = wanted.after(resume[1], resume[2])
+    streamer = engine.streamer(stream.stream_id)
+    await streamer.load()
+    follow = sessions.may_follow(wanted, read_request.wait_s)
+    start = await _resolve_start(engine, stream.stream_id, read_request, may_follow=follow)
+    events = sessions.read_session(engine, stream.stream_id, start, wanted, read_request.wait_s)
+    if mode == "s2s":
+        compression = s2s.choose_compression(req.header(request, "accept-encoding"))
+        session = _deliver_s2s(events, compression, send)
+        content_type = b"s2s/proto"
+    else:
+        session = _deliver_sse(events, fmt, engine, send)
+        content_type = b"text/event-stream"
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", content_type), *_SESSION_HEADERS],
+        }
+    )
+    try:
+        await sessions.run_until_disconnect(receive, session)
+    finally:
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_chunk(send: Send, data: bytes) -> None:
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+def _read_batch_message(records: bytes, tail: StreamPosition | None) -> bytes:
+    if tail is None:
+        return records
+    return records + encode_position(2, tail.seq_num, tail.timestamp)
+
+
+async def _deliver_s2s(
+    events: AsyncIterator[sessions.SessionEvent], compression: s2s.Compression, send: Send
+) -> None:
+    try:
+        async for event in events:
+            if isinstance(event, sessions.Heartbeat):
+                message = _read_batch_message(b"", event.tail)
+            else:
+                message = _read_batch_message(event.records.payload, event.tail)
+            await _send_chunk(send, s2s.encode_message(message, compression))
+    except S2Error as error:
+        from s2site.api.responses import dumps
+
+        await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
+
+
+async def _deliver_sse(
+    events: AsyncIterator[sessions.SessionEvent],
+    fmt: jsonrecords.Format,
+    engine: Engine,
+    send: Send,
+) -> None:
+    from s2site.api.responses import dumps
+
+    count = size = 0
+    try:
+        async for event in events:
+            if isinstance(event, sessions.Heartbeat):
+                ping = {"timestamp": engine.clock.now_ms(), "tail": event.tail.to_json()}
+                await _send_chunk(send, b"event: ping\ndata: " + dumps(ping) + b"\n\n")
+                continue
+            batch = event.records
+            count += batch.count
+            size += batch.metered
+            document: dict[str, Any] = {"records": jsonrecords.render_records(batch.payload, fmt)}
+            if event.tail is not None:
+                document["tail"] = event.tail.to_json()
+            last_seq = batch.next_seq - 1
+            await _send_chunk(
+                send,
+                f"event: batch\nid: {last_seq},{count},{size}\ndata: ".encode()
+                + dumps(document)
+                + b"\n\n",
+            )
+    except S2Error as error:
+        await _send_chunk(send, b"event: error\ndata: " + dumps(error.body()) + b"\n\n")
+        return
+    await _send_chunk(send, b"data: [DONE]\n\n")
 
 
 async def unary_read(

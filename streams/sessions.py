@@ -1,0 +1,142 @@
+"""Read sessions (spec §4.3, §5.1, §5.3): catch up from storage, then follow the tail.
+
+``read_session`` yields what a session delivers -- batches of stored records and
+heartbeats -- independently of how they are framed on the wire (S2S or SSE).
+Catch-up batches carry no tail; live batches carry the tail right after them.
+Heartbeats are sent when the session starts following and after random 5-15 s
+silences. ``wait`` is an inactivity budget, re-armed by every delivered batch.
+A follower that falls behind goes back to reading from storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from storagecore import limits
+from storagecore.engine import Engine
+from storagecore.positions import StreamPosition
+from storagecore.reader import ReadBatch, ReadLimits
+
+HEARTBEAT_MIN_S = 5.0
+HEARTBEAT_MAX_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    records: ReadBatch
+    tail: StreamPosition | None
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    tail: StreamPosition
+
+
+SessionEvent = Batch | Heartbeat
+
+
+def may_follow(wanted: ReadLimits, wait_s: int | None) -> bool:
+    """A read may wait at the tail iff it is unbounded, or ``wait`` is positive."""
+    return (wanted.count is None and wanted.bytes is None and wanted.until is None) or bool(wait_s)
+
+
+async def read_session(
+    engine: Engine,
+    stream_id: int,
+    start_seq: int,
+    wanted: ReadLimits,
+    wait_s: int | None,
+    rng: random.Random | None = None,
+) -> AsyncIterator[SessionEvent]:
+    rng = rng or random.Random()
+    streamer = engine.streamer(stream_id)
+    reader = engine.reader
+    follow = may_follow(wanted, wait_s)
+    seq = start_seq
+    remaining = wanted
+    loop = asyncio.get_running_loop()
+    while True:
+        # Catch up from storage (or the recent cache) to the durable tail.
+        follower = streamer.follow() if follow else None
+        try:
+            while True:
+                batch = await reader.read(
+                    streamer, seq, remaining, limits.read_count_max, limits.read_bytes_max
+                )
+                seq = max(seq, batch.next_seq)
+                if batch.count:
+                    remaining = remaining.after(batch.count, batch.metered)
+                    yield Batch(batch, None)
+                if batch.limit_reached or remaining.exhausted:
+                    return
+                if seq >= streamer.tail.seq_num:
+                    break
+            if follower is None:
+                return
+            # Follow: live blocks arrive through the follower's bounded queue.
+            yield Heartbeat(streamer.tail)
+            deadline = None if wait_s is None else loop.time() + wait_s
+            while not follower.lagging:
+                timeout = rng.uniform(HEARTBEAT_MIN_S, HEARTBEAT_MAX_S)
+                if deadline is not None:
+                    timeout = min(timeout, deadline - loop.time())
+                    if timeout <= 0:
+                        return
+                try:
+                    async with asyncio.timeout(timeout):
+                        cached = await follower.queue.get()
+                except TimeoutError:
+                    if deadline is not None and loop.time() >= deadline:
+                        return
+                    yield Heartbeat(streamer.tail)
+                    continue
+                block = cached.block
+                live_tail = StreamPosition(block.end_seq, block.last_ts)
+                while seq < block.end_seq:
+                    live = reader.take(block, seq, remaining)
+                    seq = max(seq, live.next_seq)
+                    if live.count:
+                        remaining = remaining.after(live.count, live.metered)
+                        if deadline is not None:
+                            deadline = loop.time() + wait_s  # type: ignore[operator]
+                        yield Batch(live, live_tail)
+                    if live.limit_reached or remaining.exhausted:
+                        return
+                    if not live.count:
+                        break
+        finally:
+            if follower is not None:
+                streamer.unfollow(follower)
+        # The follower fell behind: read what it missed from storage, then follow again.
+
+
+async def run_until_disconnect(
+    receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
+    session: Coroutine[Any, Any, None],
+) -> None:
+    """Run ``session`` (a coroutine) until it ends or the client goes away, whichever is
+    first; a disconnect cancels the session at once."""
+    task = asyncio.ensure_future(session)
+    watcher = asyncio.ensure_future(_disconnected(receive))
+    try:
+        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (task, watcher):
+            if not pending.done():
+                pending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await pending
+    if task in done:
+        task.result()
+
+
+async def _disconnected(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return
