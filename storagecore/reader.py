@@ -133,13 +133,11 @@ class Reader:
                     seq = self._take_block(
                         cached.block, seq, wanted, batch_count, batch_bytes, result
                     )
-                    if seq < cached.block.end_seq or self._full(result, batch_count, batch_bytes):
-                        break
+                    if seq < cached.block.end_seq:
+                        break  # a limit, or the batch's size, stopped inside this block
                 break
             chunks = await self._chunks_from(streamer.stream_id, seq)
-            if not chunks:
-                break  # everything from here on expired
-            progressed = False
+            stopped_inside = progressed = False
             for chunk in chunks:
                 if chunk.start_seq >= tail:
                     break
@@ -147,10 +145,11 @@ class Reader:
                 block = await self._load(chunk)
                 seq = self._take_block(block, seq, wanted, batch_count, batch_bytes, result)
                 progressed = True
-                if seq < block.end_seq or self._full(result, batch_count, batch_bytes):
+                if seq < block.end_seq:
+                    stopped_inside = True  # the batch is as full as it can be
                     break
-            if not progressed:
-                break  # the rest expired, or is not yet visible at this tail
+            if stopped_inside or not progressed:
+                break  # done, or the rest expired, or it is not yet visible at this tail
         return result
 
     def _take_block(

@@ -477,7 +477,12 @@ async def read(
     else:
         mode = "unary"
     _encryption_key(request)
-    fmt = jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
+    # S2S carries protobuf: the record format header does not apply there (spec §5.3).
+    fmt = (
+        jsonrecords.Format.RAW
+        if mode == "s2s"
+        else jsonrecords.Format.parse(req.header(request, jsonrecords.FORMAT_HEADER))
+    )
     resume = _last_event_id(request) if mode == "sse" else None
     read_request.validate()
     stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
@@ -513,11 +518,11 @@ def _last_event_id(request: req.RawRequest) -> tuple[int, int, int] | None:
     value = req.header(request, LAST_EVENT_ID_HEADER)
     if value is None:
         return None
-    parts = value.split(",")
+    parts = [p[1:] if p.startswith("+") else p for p in value.split(",")]
     if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in parts):
         raise BadHeader.invalid(LAST_EVENT_ID_HEADER, f"invalid Last-Event-ID: {value}")
     seq_num, count, size = (int(p) for p in parts)
-    if seq_num > limits.u64_max:
+    if max(seq_num, count, size) > limits.u64_max:
         raise BadHeader.invalid(LAST_EVENT_ID_HEADER, f"invalid Last-Event-ID: {value}")
     return seq_num, count, size
 

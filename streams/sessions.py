@@ -72,15 +72,18 @@ async def read_session(
                 if batch.count:
                     remaining = remaining.after(batch.count, batch.metered)
                     yield Batch(batch, None)
-                if batch.limit_reached or remaining.exhausted:
+                if batch.limit_reached:
                     return
                 if seq >= streamer.tail.seq_num:
                     break
             if follower is None:
                 return
-            # Follow: live blocks arrive through the follower's bounded queue.
-            yield Heartbeat(streamer.tail)
+            # Follow: live blocks arrive through the follower's bounded queue. The wait
+            # deadline is armed first: with nothing left of it, end without a heartbeat.
             deadline = None if wait_s is None else loop.time() + wait_s
+            if wait_s == 0:
+                return
+            yield Heartbeat(streamer.tail)
             while not follower.lagging:
                 timeout = rng.uniform(HEARTBEAT_MIN_S, HEARTBEAT_MAX_S)
                 if deadline is not None:

@@ -55,9 +55,9 @@ class Frame:
             return self.payload
         try:
             if self.compression is Compression.ZSTD:
-                out = zstandard.ZstdDecompressor().decompress(
-                    self.payload, max_output_size=PAYLOAD_BYTES_MAX
-                )
+                # Streamed, across concatenated frames, never past the limit: the size a
+                # frame header declares is not trusted.
+                out = _zstd_decompress(self.payload)
             else:
                 decoder = zlib.decompressobj(wbits=31)
                 out = decoder.decompress(self.payload, PAYLOAD_BYTES_MAX + 1)
@@ -68,6 +68,33 @@ class Frame:
         if len(out) > PAYLOAD_BYTES_MAX:
             raise FrameError("decompressed payload too large")
         return out
+
+
+_ZSTD_PIECE_BYTES = 1024
+
+
+def _zstd_decompress(payload: bytes) -> bytes:
+    """Every concatenated zstd frame, streamed in small pieces so that output stops at the
+    limit whatever a frame header claims; a truncated frame or trailing garbage fails."""
+    decompressor = zstandard.ZstdDecompressor()
+    out = bytearray()
+    data = payload
+    if not data:
+        raise FrameError("empty zstd payload")
+    while data:
+        decoder = decompressor.decompressobj()
+        rest = b""
+        for start in range(0, len(data), _ZSTD_PIECE_BYTES):
+            out += decoder.decompress(data[start : start + _ZSTD_PIECE_BYTES])
+            if len(out) > PAYLOAD_BYTES_MAX:
+                raise FrameError("decompressed payload too large")
+            if decoder.eof:
+                rest = decoder.unused_data + data[start + _ZSTD_PIECE_BYTES :]
+                break
+        if not decoder.eof:
+            raise FrameError("truncated zstd frame")
+        data = rest
+    return bytes(out)
 
 
 class FrameDecoder:
