@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ def engine_settings() -> EngineSettings:
         flush_interval_s=settings.S2_FLUSH_INTERVAL_MS / 1000,
         key_prefix=settings.S2_PATH,
         append_inflight_bytes=settings.S2_APPEND_INFLIGHT_BYTES,
+        writer_nonce=secrets.randbits(64),
     )
 
 

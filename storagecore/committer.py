@@ -53,6 +53,7 @@ class CommitterSettings:
     interval_s: float = 0.0
     flush_bytes: int = 8 * 1024 * 1024
     key_prefix: str = ""
+    writer_nonce: int = 0
 
 
 class Committer:
@@ -148,7 +149,9 @@ class Committer:
 
     async def _flush(self, batch: list[PendingRun]) -> None:
         self._flush_number += 1
-        key = paths.segment_key(self.settings.key_prefix, self.epoch, self._flush_number)
+        key = paths.segment_key(
+            self.settings.key_prefix, self.epoch, self.settings.writer_nonce, self._flush_number
+        )
         grouped = _group_by_stream(batch)
         blocks: list[
             tuple[DurabilityListener, Block, tuple[bytes, bytes, bytes], WriterState, int | None]

@@ -27,6 +27,8 @@ class EngineSettings:
     append_inflight_bytes: int = limits.append_inflight_bytes_default
     block_cache_bytes: int = limits.block_cache_bytes_max
     streamer_idle_timeout_s: float = limits.streamer_idle_timeout_s
+    # Part of every segment name; the runtime draws it at random for each start.
+    writer_nonce: int = 0
 
 
 class Engine:
@@ -56,6 +58,7 @@ class Engine:
                 interval_s=self.settings.flush_interval_s,
                 flush_bytes=self.settings.flush_bytes,
                 key_prefix=self.settings.key_prefix,
+                writer_nonce=self.settings.writer_nonce,
             ),
         )
         self._committer.start()

@@ -8,48 +8,15 @@ so it outlives the killed S2 server) and the index in a SQLite file
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.durability.conftest import BUCKET, CREDENTIALS, _s3
 from tests.durability.support import crash_cycles, describe
-from tests.e2e.conftest import ServerProcess, free_port
+from tests.e2e.conftest import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
-
-BUCKET = "s2-durability"
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "x",
-    "AWS_SECRET_ACCESS_KEY": "x",
-    "AWS_REGION": "us-east-1",
-}
-
-
-@pytest.fixture
-def s3_endpoint() -> Iterator[str]:
-    moto_server = pytest.importorskip("moto.server")
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per S3 request
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def _s3(endpoint: str):  # type: ignore[no-untyped-def]
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=endpoint,
-        region_name=CREDENTIALS["AWS_REGION"],
-        aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def test_sigkill_under_load_loses_no_acknowledged_append_s3(

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.durability.conftest import BUCKET, CREDENTIALS, _s3
 from tests.durability.support import (
     Ledger,
     Worker,
@@ -67,10 +69,30 @@ def test_second_server_fences_out_the_first(tmp_path: Path) -> None:
     root = tmp_path / "root"
     logs = tmp_path / "logs"
     logs.mkdir()
+    _second_server_fences_out_the_first(lambda: ServerProcess(logs, "--local-root", str(root)))
+
+
+def test_second_server_fences_out_the_first_s3(tmp_path: Path, s3_endpoint: str) -> None:
+    """The same on one bucket and one database: the lease lives in the database."""
+    bucket = f"{BUCKET}-fencing"
+    _s3(s3_endpoint).create_bucket(Bucket=bucket)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    env = {
+        **CREDENTIALS,
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 's2.sqlite3'}",
+    }
+    _second_server_fences_out_the_first(
+        lambda: ServerProcess(logs, "--bucket", bucket, extra_env=env)
+    )
+
+
+def _second_server_fences_out_the_first(start: Callable[[], ServerProcess]) -> None:
     pre_fence = [f"a-{n}" for n in range(7)]
     b_ids = [f"b-{n}" for n in range(6)]
 
-    with running(ServerProcess(logs, "--local-root", str(root))) as a:
+    with running(start()) as a:
         create_basin(a.url, BASIN)
         with client(a.url) as via_a:
             assert _ack(via_a, STREAM, pre_fence[:3]) == (0, 3)
@@ -78,7 +100,7 @@ def test_second_server_fences_out_the_first(tmp_path: Path) -> None:
             assert _ack(via_a, STREAM, pre_fence[4:]) == (4, 7)
 
             with (
-                running(ServerProcess(logs, "--local-root", str(root))) as b,
+                running(start()) as b,
                 client(b.url) as via_b,
             ):
                 # B's lease is taken once its runtime is up: it serves the data plane.
@@ -106,7 +128,7 @@ def test_second_server_fences_out_the_first(tmp_path: Path) -> None:
         assert a.stop() == 0, a.output()
 
     # After both are gone, a new server sees the same log: A's fenced appends never landed.
-    with running(ServerProcess(logs, "--local-root", str(root))) as c:
+    with running(start()) as c:
         assert _visible(c.url, STREAM) == pre_fence + b_ids
         assert _visible(c.url, FRESH_STREAM) == []
         with client(c.url) as via_c:

@@ -228,3 +228,18 @@ async def test_a_failed_flush_acknowledges_nothing_and_the_stream_recovers() -> 
     batch = await engine.reader.read(engine.streamer(1), 0, ReadLimits())
     assert [r[3] for r in decode_records(batch.payload)] == [b"kept", b"next"]
     await engine.stop()
+
+
+@run
+async def test_a_fresh_database_next_to_an_old_store_writes_new_segment_names() -> None:
+    """Segment names carry the writer's random nonce: epoch 1 of a second database does
+    not collide with epoch 1 of the first in the same store."""
+    clock = FakeClock()
+    store = MemoryObjectStore()
+    for nonce in (1, 2):
+        engine = Engine(store, MemoryCatalog(clock), clock, EngineSettings(writer_nonce=nonce))
+        await engine.start()
+        ack = await engine.append(1, _batch(b"x"), SETTINGS)
+        assert ack.start.seq_num == 0 and engine.epoch == 1
+        await engine.stop()
+    assert len(await store.list_keys("segments/")) == 2
