@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 
 from basins.models import Basin
@@ -158,7 +157,3 @@ def do_delete_basin(name: str) -> None:
             basin.save(update_fields=["deleted_at"])
         transaction.on_commit(lambda: events.basin_changed(name))
         transaction.on_commit(events.deletions_pending)
-
-
-def basins_by_state(deleting: bool) -> QuerySet[Basin]:
-    return Basin.objects.filter(deleted_at__isnull=not deleting)

@@ -37,10 +37,6 @@ class ReadLimits:
         )
 
     @property
-    def bounded(self) -> bool:
-        return self.count is not None or self.bytes is not None or self.until is not None
-
-    @property
     def exhausted(self) -> bool:
         return self.count == 0 or self.bytes == 0
 

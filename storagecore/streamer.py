@@ -74,7 +74,6 @@ class Follower:
     def __init__(self, capacity: int = limits.follower_queue_batches_max) -> None:
         self.queue: asyncio.Queue[CachedBlock] = asyncio.Queue(maxsize=capacity)
         self.lagging = False
-        self.changed = asyncio.Event()
 
     def offer(self, cached: CachedBlock) -> None:
         if self.lagging:
@@ -83,7 +82,6 @@ class Follower:
             self.queue.put_nowait(cached)
         except asyncio.QueueFull:
             self.lagging = True
-        self.changed.set()
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework.views import APIView
 
 from s2site.api import request as req
-from s2site.api.responses import empty_response, json_response
+from s2site.api.responses import empty_response
 from storagecore import limits
 from storagecore.errors import BadJson, NotImplementedRoute
 from storagecore.names import (
@@ -143,8 +143,3 @@ class StreamMetricsView(S2View):
         req.path_param(stream, parse_stream_name)
         _metrics_query(request, _METRIC_SETS_STREAM)
         raise NotImplementedRoute()
-
-
-def not_implemented_response() -> HttpResponse:
-    error = NotImplementedRoute()
-    return json_response(error.body(), status=error.status)
