@@ -6,6 +6,7 @@ import datetime as dt
 import re
 from typing import Any
 
+from s2site import runtime
 from tests.asgi_client import AsgiClient, Response
 
 # The code/status pairing of spec §6.2, written out independently of the application's
@@ -167,3 +168,28 @@ def stream_path(name: str) -> str:
     from urllib.parse import quote
 
     return "/v1/streams/" + quote(name, safe="")
+
+
+# Record routes, with the server runtime running (the ``records_api`` fixture).
+
+
+def run_deletion_pass(api: AsgiClient) -> None:
+    running = runtime.current()
+    assert running is not None and running.deletions is not None
+    api.run(running.deletions.run_pass())
+
+
+def records_path(stream: str = "s") -> str:
+    return stream_path(stream) + "/records"
+
+
+def setup(
+    api: AsgiClient,
+    *,
+    basin_config: dict[str, Any] | None = None,
+    stream: str | None = "s",
+    stream_config: dict[str, Any] | None = None,
+) -> None:
+    create_basin(api, config=basin_config)
+    if stream is not None:
+        create_stream(api, stream, config=stream_config)

@@ -23,9 +23,10 @@ from tests.api.support import (
     BASIN,
     assert_empty,
     assert_error,
-    create_basin,
     create_stream,
-    stream_path,
+    records_path,
+    run_deletion_pass,
+    setup,
 )
 from tests.asgi_client import AsgiClient, Response
 
@@ -35,41 +36,7 @@ ONLY_ONE = "only one of seq_num, timestamp, or tail_offset can be provided"
 UNTIL = "start `timestamp` exceeds or equal to `until`"
 
 
-@pytest.fixture(autouse=True)
-def no_background_deletions(records_api: AsgiClient) -> None:
-    """Stop the background deletion task before the test's first request.
-
-    Its start-up pass races the first requests on the shared in-memory SQLite test
-    database ("database table is locked", a random 500). Deletions thus stay pending
-    until a test runs a pass itself (``run_deletion_pass``)."""
-    running = runtime.current()
-    assert running is not None and running.deletions is not None
-    records_api.run(running.deletions.stop())
-
-
-def run_deletion_pass(api: AsgiClient) -> None:
-    running = runtime.current()
-    assert running is not None and running.deletions is not None
-    api.run(running.deletions.run_pass())
-
-
 # Helpers -------------------------------------------------------------------------------------
-
-
-def records_path(stream: str = "s") -> str:
-    return stream_path(stream) + "/records"
-
-
-def setup(
-    api: AsgiClient,
-    *,
-    basin_config: dict[str, Any] | None = None,
-    stream: str | None = "s",
-    stream_config: dict[str, Any] | None = None,
-) -> None:
-    create_basin(api, config=basin_config)
-    if stream is not None:
-        create_stream(api, stream, config=stream_config)
 
 
 def append(
