@@ -126,9 +126,7 @@ class Reader:
                     if _expired(cached.expires_at_ms, self.clock):
                         seq = result.next_seq = max(seq, cached.block.end_seq)
                         continue
-                    seq = self._take_block(
-                        cached.block, seq, wanted, batch_count, batch_bytes, result
-                    )
+                    seq = self._take(cached.block, seq, wanted, batch_count, batch_bytes, result)
                     if seq < cached.block.end_seq:
                         break  # a limit, or the batch's size, stopped inside this block
                 break
@@ -139,7 +137,7 @@ class Reader:
                     break
                 # Blocks are loaded one at a time, only as far as the batch needs.
                 block = await self._load(chunk)
-                seq = self._take_block(block, seq, wanted, batch_count, batch_bytes, result)
+                seq = self._take(block, seq, wanted, batch_count, batch_bytes, result)
                 progressed = True
                 if seq < block.end_seq:
                     stopped_inside = True  # the batch is as full as it can be
@@ -147,18 +145,6 @@ class Reader:
             if stopped_inside or not progressed:
                 break  # done, or the rest expired, or it is not yet visible at this tail
         return result
-
-    def _take_block(
-        self,
-        block: Block,
-        seq: int,
-        wanted: ReadLimits,
-        batch_count: int,
-        batch_bytes: int | None,
-        result: ReadBatch,
-    ) -> int:
-        self._take(block, seq, wanted, batch_count, batch_bytes, result)
-        return result.next_seq
 
     def take(
         self,
@@ -189,11 +175,11 @@ class Reader:
         batch_count: int,
         batch_bytes: int | None,
         result: ReadBatch,
-    ) -> None:
+    ) -> int:
         first = max(seq, block.start_seq) - block.start_seq
         n = block.record_count
         if first >= n:
-            return
+            return result.next_seq
         index = block.index
         offsets = block.offsets()
         remaining = wanted.after(result.count, result.metered)
@@ -236,6 +222,7 @@ class Reader:
             result.metered += slice_metered
             result.last_ts = index.timestamps[last - 1]
         result.next_seq = block.start_seq + last
+        return result.next_seq
 
     async def _chunks_from(self, stream_id: int, seq: int) -> list[ChunkRef]:
         """Index rows from ``seq`` on. Rows are immutable once committed, so the rows of the

@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from s2site.api import request as req
+from s2site.api.responses import dumps
 from storagecore import limits
 from storagecore.encoding import encode_position
 from storagecore.engine import Engine
@@ -117,8 +118,6 @@ async def send_response(
 
 
 async def send_json(send: Send, status: int, value: Any) -> None:
-    from s2site.api.responses import dumps
-
     await send_response(send, status, dumps(value), b"application/json")
 
 
@@ -321,8 +320,6 @@ async def append_session(
     """Full duplex: inputs are decoded and admitted as they arrive, acknowledgements are
     sent in input order once durable. The first failure ends the session: inputs after
     it are never appended, earlier ones are acknowledged, then one terminal frame."""
-    from s2site.api.responses import dumps
-
     compression = s2s.choose_compression(req.header(request, "accept-encoding"))
     session = AppendSession()
     pending: asyncio.Queue[Any] = asyncio.Queue(maxsize=SESSION_QUEUE_INPUTS_MAX)
@@ -592,8 +589,6 @@ async def _deliver_s2s(
                 message = _read_batch_message(event.records.payload, event.tail)
             await _send_chunk(send, s2s.encode_message(message, compression))
     except S2Error as error:
-        from s2site.api.responses import dumps
-
         await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
 
 
@@ -603,8 +598,6 @@ async def _deliver_sse(
     engine: Engine,
     send: Send,
 ) -> None:
-    from s2site.api.responses import dumps
-
     count = size = 0
     try:
         async for event in events:

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 from s2site import runtime
+from streams.protocol import messages
 from tests.asgi_client import AsgiClient, Response
 
 # The code/status pairing of spec §6.2, written out independently of the application's
@@ -193,3 +194,17 @@ def setup(
     create_basin(api, config=basin_config)
     if stream is not None:
         create_stream(api, stream, config=stream_config)
+
+
+def proto_record(
+    body: bytes = b"",
+    headers: list[tuple[bytes, bytes]] | None = None,
+    timestamp: int | None = None,
+) -> Any:
+    """A protobuf ``AppendRecord``."""
+    record = messages.AppendRecord(
+        body=body, headers=[messages.Header(name=n, value=v) for n, v in headers or []]
+    )
+    if timestamp is not None:
+        record.timestamp = timestamp
+    return record

@@ -21,6 +21,7 @@ from tests.api.support import (
     assert_empty,
     assert_error,
     create_stream,
+    proto_record,
     records_path,
     run_deletion_pass,
     setup,
@@ -126,19 +127,6 @@ def proto_input(
         message.fencing_token = fencing_token
     data: bytes = message.SerializeToString()
     return data
-
-
-def proto_record(
-    body: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
-    timestamp: int | None = None,
-) -> Any:
-    record = messages.AppendRecord(
-        body=body, headers=[messages.Header(name=n, value=v) for n, v in headers or []]
-    )
-    if timestamp is not None:
-        record.timestamp = timestamp
-    return record
 
 
 def trim_body(point: int) -> str:

@@ -24,6 +24,7 @@ from tests.api.support import (
     assert_empty,
     assert_error,
     create_stream,
+    proto_record,
     records_path,
     run_deletion_pass,
     setup,
@@ -64,19 +65,6 @@ def append_proto(api: AsgiClient, *records: Any, stream: str = "s") -> dict[str,
     assert response.status == 200, (response.status, response.body)
     ack: dict[str, Any] = response.json()
     return ack
-
-
-def proto_record(
-    body: bytes = b"",
-    headers: list[tuple[bytes, bytes]] | None = None,
-    timestamp: int | None = None,
-) -> Any:
-    record = messages.AppendRecord(
-        body=body, headers=[messages.Header(name=n, value=v) for n, v in headers or []]
-    )
-    if timestamp is not None:
-        record.timestamp = timestamp
-    return record
 
 
 def seed(api: AsgiClient, count: int, *, stream: str = "s", step: int = 10) -> None:
