@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from storagecore import limits
@@ -64,8 +65,16 @@ class SessionFailed(S2Error):
 
 @dataclass(slots=True)
 class CachedBlock:
+    """A durable block as followers receive it.
+
+    ``renderings`` holds the block's wire forms (keyed by the session kind and format),
+    rendered by the first follower that needs one and reused by the others: a live
+    append then costs one encoding per format, however many sessions follow.
+    """
+
     block: Block
     expires_at_ms: int | None
+    renderings: dict[Hashable, bytes] = field(default_factory=dict)
 
 
 class Follower:

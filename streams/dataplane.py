@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -578,16 +578,40 @@ def _read_batch_message(records: bytes, tail: StreamPosition | None) -> bytes:
     return records + encode_position(2, tail.seq_num, tail.timestamp)
 
 
+def _rendered(
+    event: sessions.Batch, key: Hashable, render: Callable[[sessions.Batch, Any], bytes], fmt: Any
+) -> bytes:
+    """``render(event, fmt)``, shared with the other sessions following the same block."""
+    if event.renderings is None:
+        return render(event, fmt)
+    rendered = event.renderings.get(key)
+    if rendered is None:
+        rendered = event.renderings[key] = render(event, fmt)
+    return rendered
+
+
+def _s2s_frame(event: sessions.Batch, compression: s2s.Compression) -> bytes:
+    return s2s.encode_message(_read_batch_message(event.records.payload, event.tail), compression)
+
+
+def _sse_data(event: sessions.Batch, fmt: jsonrecords.Format) -> bytes:
+    """An SSE batch event's data line, with the blank line that ends the event."""
+    document: dict[str, Any] = {"records": jsonrecords.render_records(event.records.payload, fmt)}
+    if event.tail is not None:
+        document["tail"] = event.tail.to_json()
+    return dumps(document) + b"\n\n"
+
+
 async def _deliver_s2s(
     events: AsyncIterator[sessions.SessionEvent], compression: s2s.Compression, send: Send
 ) -> None:
     try:
         async for event in events:
             if isinstance(event, sessions.Heartbeat):
-                message = _read_batch_message(b"", event.tail)
+                frame = s2s.encode_message(_read_batch_message(b"", event.tail), compression)
             else:
-                message = _read_batch_message(event.records.payload, event.tail)
-            await _send_chunk(send, s2s.encode_message(message, compression))
+                frame = _rendered(event, ("s2s", compression), _s2s_frame, compression)
+            await _send_chunk(send, frame)
     except S2Error as error:
         await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
 
@@ -608,15 +632,10 @@ async def _deliver_sse(
             batch = event.records
             count += batch.count
             size += batch.metered
-            document: dict[str, Any] = {"records": jsonrecords.render_records(batch.payload, fmt)}
-            if event.tail is not None:
-                document["tail"] = event.tail.to_json()
+            data = _rendered(event, ("sse", fmt), _sse_data, fmt)
             last_seq = batch.next_seq - 1
             await _send_chunk(
-                send,
-                f"event: batch\nid: {last_seq},{count},{size}\ndata: ".encode()
-                + dumps(document)
-                + b"\n\n",
+                send, f"event: batch\nid: {last_seq},{count},{size}\ndata: ".encode() + data
             )
     except S2Error as error:
         await _send_chunk(send, b"event: error\ndata: " + dumps(error.body()) + b"\n\n")

@@ -13,7 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Hashable,
+    MutableMapping,
+)
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,11 +32,17 @@ from storagecore.reader import ReadBatch, ReadLimits
 HEARTBEAT_MIN_S = 5.0
 HEARTBEAT_MAX_S = 15.0
 
+# One generator for every session's heartbeat jitter (seeding one per session costs more
+# than the session's first batch).
+_heartbeat_rng = random.Random()
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
     records: ReadBatch
     tail: StreamPosition | None
+    # For a live batch that is a whole followed block: the block's shared wire forms.
+    renderings: dict[Hashable, bytes] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +66,7 @@ async def read_session(
     wait_s: int | None,
     rng: random.Random | None = None,
 ) -> AsyncIterator[SessionEvent]:
-    rng = rng or random.Random()
+    rng = rng or _heartbeat_rng
     streamer = engine.streamer(stream_id)
     reader = engine.reader
     follow = may_follow(wanted, wait_s)
@@ -107,7 +120,8 @@ async def read_session(
                         remaining = remaining.after(live.count, live.metered)
                         if deadline is not None:
                             deadline = loop.time() + wait_s  # type: ignore[operator]
-                        yield Batch(live, live_tail)
+                        whole = live.count == block.record_count
+                        yield Batch(live, live_tail, cached.renderings if whole else None)
                     if live.limit_reached or remaining.exhausted:
                         return
                     if not live.count:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -897,6 +898,61 @@ def test_s2s_per_message_compression(
         live = reader.next_frame()
         assert live is not None and live.compression is compression
         assert messages.ReadBatch.FromString(live.message()).tail == position(4, 100)
+
+
+def test_followers_of_one_block_each_get_their_own_format(basin: Basin) -> None:
+    """Sessions following the same live block share its rendering per wire format only:
+    SSE raw and base64, S2S plain and zstd, and a session whose limit cuts the block
+    each receive exactly their own form."""
+    path = basin.stream("shared-renderings", [{"body": "old", "timestamp": 100}])
+    live = [{"body": "\u00e9" * 600, "timestamp": 200}, {"body": "tail", "timestamp": 200}]
+    with contextlib.ExitStack() as stack:
+
+        def open_session(headers: dict[str, str], s2s_mode: bool, **params: Any) -> Any:
+            client = stack.enter_context(session_client(basin.base_url))
+            request = s2s_request if s2s_mode else sse_request
+            response = stack.enter_context(
+                request(client, basin, path, headers, seq_num=1, **params)
+            )
+            return S2sReader(response) if s2s_mode else SseReader(response)
+
+        sse_raw = open_session({}, False)
+        sse_b64 = open_session({"s2-format": "base64"}, False)
+        sse_cut = open_session({}, False, count=1, wait=30)
+        s2s_plain = open_session({}, True)
+        s2s_zstd = open_session({"accept-encoding": "zstd"}, True)
+        for sse in (sse_raw, sse_b64, sse_cut):
+            assert sse.next().name == "ping"
+        for s2s_reader in (s2s_plain, s2s_zstd):
+            assert not s2s_reader.next_batch().records
+        basin.append(path, live)
+
+        expected_tail = {"seq_num": 3, "timestamp": 200}
+        raw = sse_raw.next()
+        assert raw.name == "batch" and raw.id == "2,2,1220"
+        assert raw.data == {
+            "records": [
+                {"seq_num": 1, "timestamp": 200, "body": "\u00e9" * 600},
+                {"seq_num": 2, "timestamp": 200, "body": "tail"},
+            ],
+            "tail": expected_tail,
+        }
+        encoded = sse_b64.next().data
+        assert [base64.b64decode(r["body"]) for r in encoded["records"]] == [
+            ("\u00e9" * 600).encode(),
+            b"tail",
+        ]
+        cut = sse_cut.next()
+        assert cut.id == "1,1,1208"
+        assert [r["seq_num"] for r in cut.data["records"]] == [1]
+        assert sse_cut.next().name == "done"
+        frames = [s2s_plain.next_frame(), s2s_zstd.next_frame()]
+        assert frames[0] is not None and frames[0].compression is Compression.NONE
+        assert frames[1] is not None and frames[1].compression is Compression.ZSTD
+        batches = [messages.ReadBatch.FromString(f.message()) for f in frames if f is not None]
+        assert batches[0] == batches[1]
+        assert [r.body for r in batches[0].records] == [("\u00e9" * 600).encode(), b"tail"]
+        assert batches[0].tail == position(3, 200)
 
 
 @PROTOCOLS
