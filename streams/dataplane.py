@@ -657,7 +657,10 @@ async def unary_read(
     follower = streamer.follow() if wait_s > 0 else None
     try:
         batch = await engine.reader.read(streamer, start, wanted, count, size)
-        if batch.count or follower is None or batch.limit_reached or wanted.exhausted:
+        # A zero limit at the tail still waits, like any read that may follow: the next
+        # live batch (or the end of ``wait``) ends it, with nothing delivered.
+        at_tail = batch.next_seq >= streamer.tail.seq_num
+        if batch.count or follower is None or batch.limit_reached or not at_tail:
             return batch, None
         return await _wait_for_records(engine, streamer, follower, batch.next_seq, wanted, wait_s)
     finally:

@@ -714,6 +714,24 @@ def test_long_poll_respects_limits(records_api: AsgiClient) -> None:
     assert document["tail"]["seq_num"] == 3
 
 
+def test_zero_count_at_the_tail_waits_for_the_next_batch(records_api: AsgiClient) -> None:
+    """``count=0`` with ``wait`` at the tail follows like any read that may: it ends when
+    the next batch becomes durable, delivering nothing of it."""
+    setup(records_api)
+    seed(records_api, 3)
+    response, _, _ = long_poll(records_api, "seq_num=3&count=0&wait=30", [{"timestamp": 40}])
+    assert response.status == 200
+    assert response.json() == {"records": []}
+
+
+def test_zero_count_below_the_tail_returns_at_once(records_api: AsgiClient) -> None:
+    setup(records_api)
+    seed(records_api, 3)
+    response = get(records_api, "seq_num=1&count=0&wait=30")
+    assert response.status == 200
+    assert response.json() == {"records": []}
+
+
 def test_long_poll_with_until_beyond_new_records_returns_nothing(
     records_api: AsgiClient,
 ) -> None:
