@@ -221,6 +221,14 @@ class Streamer:
         recent.bytes += len(block.payload)
         while recent.bytes > limits.streamer_recent_bytes_max and len(recent.blocks) > 1:
             recent.bytes -= len(recent.blocks.popleft().block.payload)
+        if self.followers:
+            # Deferred by one turn of the loop, so that the appenders waiting for this
+            # flush are woken before a possibly large crowd of followers. Blocks still
+            # reach followers in order; one that registers meanwhile may get a block it
+            # already read, which a session skips.
+            asyncio.get_running_loop().call_soon(self._offer, cached)
+
+    def _offer(self, cached: CachedBlock) -> None:
         for follower in list(self.followers):
             follower.offer(cached)
 
