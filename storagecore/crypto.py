@@ -178,7 +178,7 @@ class RecordCipher:
 
     def open_records(self, payload: bytes | memoryview) -> bytes:
         """Stored records of this stream (``storagecore.encoding``) as wire records."""
-        out: list[bytes | memoryview] = []
+        out: list[bytes] = []
         try:
             for frame, position, sealed in split_records(payload):
                 if sealed is not None:
@@ -192,7 +192,7 @@ class RecordCipher:
         return b"".join(out)
 
 
-def _is_command(frame: memoryview) -> bool:
+def _is_command(frame: bytes) -> bool:
     for _, _, headers, _ in decode_records(frame):
         return len(headers) == 1 and headers[0][0] == b""
     return False

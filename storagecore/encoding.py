@@ -109,6 +109,8 @@ class DecodeError(ValueError):
 
 
 def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    if pos < len(data) and data[pos] < 0x80:
+        return data[pos], pos + 1
     result = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
@@ -121,34 +123,46 @@ def _read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def split_records(
-    payload: bytes | memoryview,
-) -> Iterator[tuple[memoryview, memoryview, memoryview | None]]:
+def split_records(payload: bytes | memoryview) -> list[tuple[bytes, bytes, bytes | None]]:
     """Each framed stored record as (whole frame, position fields, sealed envelope or
     None). Only the leading fields are looked at: the rest is passed on untouched."""
-    view = memoryview(payload)
+    data = payload if isinstance(payload, bytes) else bytes(payload)
+    out: list[tuple[bytes, bytes, bytes | None]] = []
+    add = out.append
     pos = 0
-    end = len(view)
-    while pos < end:
-        if view[pos] != 0x0A:
-            raise DecodeError("expected a framed record")
-        length, start = _read_varint(view, pos + 1)
-        stop = start + length
-        if stop > end:
-            raise DecodeError("truncated record")
-        inner = start
-        if inner < stop and view[inner] == 0x08:
-            _, inner = _read_varint(view, inner + 1)
-        if inner < stop and view[inner] == 0x10:
-            _, inner = _read_varint(view, inner + 1)
-        sealed = None
-        if inner < stop and view[inner] == SEALED_FIELD_TAG[0]:
-            size, sealed_start = _read_varint(view, inner + 1)
-            if sealed_start + size != stop:
-                raise DecodeError("a sealed record holds one field after its position")
-            sealed = view[sealed_start:stop]
-        yield view[pos:stop], view[start:inner], sealed
-        pos = stop
+    end = len(data)
+    try:
+        while pos < end:
+            if data[pos] != 0x0A:
+                raise DecodeError("expected a framed record")
+            length, start = _read_varint(data, pos + 1)
+            stop = start + length
+            if stop > end:
+                raise DecodeError("truncated record")
+            inner = start
+            if inner < stop and data[inner] == 0x08:
+                inner = _skip_varint(data, inner + 1)
+            if inner < stop and data[inner] == 0x10:
+                inner = _skip_varint(data, inner + 1)
+            sealed = None
+            if inner < stop and data[inner] == 0x2A:
+                size, sealed_start = _read_varint(data, inner + 1)
+                if sealed_start + size != stop:
+                    raise DecodeError("a sealed record holds one field after its position")
+                sealed = data[sealed_start:stop]
+            if inner > stop:
+                raise DecodeError("truncated position")
+            add((data[pos:stop], data[start:inner], sealed))
+            pos = stop
+    except IndexError:
+        raise DecodeError("truncated record") from None
+    return out
+
+
+def _skip_varint(data: bytes, pos: int) -> int:
+    while data[pos] & 0x80:
+        pos += 1
+    return pos + 1
 
 
 def _fields(data: bytes | memoryview) -> Iterator[tuple[int, int | bytes]]:
