@@ -275,7 +275,7 @@ async def append(
     if content_type == S2S_TYPE:
         stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
         cipher = encryption.record_cipher(stream, key)
-        await append_session(plane.engine, stream, cipher, request, receive, send)
+        await append_session(plane.engine, stream, request, receive, send, cipher=cipher)
         return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
@@ -314,10 +314,11 @@ _END = object()
 async def append_session(
     engine: Engine,
     stream: OpenStream,
-    cipher: RecordCipher | None,
     request: req.RawRequest,
     receive: Receive,
     send: Send,
+    *,
+    cipher: RecordCipher | None,
 ) -> None:
     """Full duplex: inputs are decoded and admitted as they arrive, acknowledgements are
     sent in input order once durable. The first failure ends the session: inputs after
@@ -490,7 +491,16 @@ async def read(
     cipher = encryption.record_cipher(stream, key)
     if mode != "unary":
         await session_read(
-            plane.engine, stream, cipher, read_request, mode, fmt, resume, request, receive, send
+            plane.engine,
+            stream,
+            read_request,
+            mode,
+            fmt,
+            resume,
+            request,
+            receive,
+            send,
+            cipher=cipher,
         )
         return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
@@ -533,7 +543,6 @@ def _last_event_id(request: req.RawRequest) -> tuple[int, int, int] | None:
 async def session_read(
     engine: Engine,
     stream: OpenStream,
-    cipher: RecordCipher | None,
     read_request: ReadRequest,
     mode: str,
     fmt: jsonrecords.Format,
@@ -541,6 +550,8 @@ async def session_read(
     request: req.RawRequest,
     receive: Receive,
     send: Send,
+    *,
+    cipher: RecordCipher | None,
 ) -> None:
     wanted = ReadLimits(read_request.count, read_request.bytes, read_request.until)
     if resume is not None:
