@@ -6,6 +6,7 @@ sequence number limit."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -472,3 +473,83 @@ def test_error_reports_mask_the_key() -> None:
     meta = get_default_exception_reporter_filter().get_safe_request_meta(request)
     assert meta["HTTP_S2_ENCRYPTION_KEY"] != KEY
     assert KEY not in repr(meta)
+
+
+# Live records (a read that waits at the tail) are decrypted, or fail, the same way.
+
+
+async def _following() -> None:
+    running = runtime.current()
+    assert running is not None
+    for _ in range(500):
+        if any(s.followers for s in running.engine.registry._streamers.values()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the read never started to follow")
+
+
+def live_read(api: AsgiClient, form: str, key: str) -> Response:
+    """A read that starts at the tail and gets one record appended while it waits."""
+    headers = {"s2-basin": BASIN, HEADER: key}
+    if form == "sse":
+        headers["accept"] = "text/event-stream"
+    elif form == "s2s":
+        headers["content-type"] = "s2s/proto"
+    query = "seq_num=1&wait=10" + ("" if form == "json" else "&count=1")
+
+    async def scenario() -> Response:
+        pending = asyncio.ensure_future(api._run("GET", records_path(), query, headers, [b""]))
+        await _following()
+        body = json.dumps({"records": [{"body": "live"}]}).encode()
+        append_headers = {"s2-basin": BASIN, "content-type": "application/json", HEADER: KEY}
+        ack = await api._run("POST", records_path(), "", append_headers, [body])
+        assert ack.status == 200, ack.body
+        return await asyncio.wait_for(pending, 10)
+
+    result: Response = api.run(scenario())
+    return result
+
+
+@CIPHERS
+@pytest.mark.parametrize("form", ["json", "sse", "s2s"])
+def test_live_records_are_decrypted(records_api: AsgiClient, cipher: str, form: str) -> None:
+    encrypted(records_api, cipher)
+    appended(records_api, "json", RECORDS[1:])
+    response = live_read(records_api, form, KEY)
+    if form == "json":
+        assert response.status == 200, response.body
+        document = response.json()
+        assert [r["body"] for r in document["records"]] == ["live"]
+        assert document["tail"]["seq_num"] == 2
+    elif form == "sse":
+        batches = [json.loads(d) for e, _, d in sse_events(response) if e == "batch"]
+        assert [r["body"] for b in batches for r in b["records"]] == ["live"]
+    else:
+        frames = [messages.ReadBatch.FromString(f.message()) for f in s2s_frames(response)]
+        assert [r.body for b in frames for r in b.records] == [b"live"]
+
+
+@CIPHERS
+@pytest.mark.parametrize("form", ["json", "sse", "s2s"])
+def test_live_records_fail_with_a_wrong_key(
+    records_api: AsgiClient, cipher: str, form: str
+) -> None:
+    encrypted(records_api, cipher)
+    appended(records_api, "json", RECORDS[1:])
+    response = live_read(records_api, form, OTHER_KEY)
+    failure = {"code": "decryption_failed", "message": "record decryption failed"}
+    if form == "json":
+        assert_error(response, "decryption_failed", failure["message"])
+    elif form == "sse":
+        events = sse_events(response)
+        assert events[-1][0] == "error" and json.loads(events[-1][2]) == failure
+        assert all(e != "batch" for e, _, _ in events)
+    else:
+        *regular, last = s2s_frames(response)
+        assert last.terminal
+        assert (int.from_bytes(last.payload[:2], "big"), json.loads(last.payload[2:])) == (
+            400,
+            failure,
+        )
+        # Only heartbeats (batches without records) came before the failure.
+        assert all(not messages.ReadBatch.FromString(f.message()).records for f in regular)
