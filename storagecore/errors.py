@@ -234,6 +234,15 @@ class ReadUnwritten(S2Error):
         return {"tail": {"seq_num": self.tail[0], "timestamp": self.tail[1]}}
 
 
+class DecryptionFailed(S2Error):
+    """A stored record did not authenticate under the key the reader sent (spec §7)."""
+
+    code = ErrorCode.DECRYPTION_FAILED
+
+    def __init__(self) -> None:
+        super().__init__("record decryption failed")
+
+
 class StorageFailure(S2Error):
     code = ErrorCode.STORAGE
 

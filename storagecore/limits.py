@@ -41,6 +41,12 @@ batch_metered_bytes_max = 1024 * 1024
 record_overhead_bytes = 8
 header_overhead_bytes = 2
 
+# Customer-supplied keys (spec §7): the trimmed header is 1-44 characters (Base64 of 32
+# bytes); AES-256-GCM records may not be assigned sequence numbers above u32::MAX.
+encryption_key_header_chars_max = 44
+encryption_key_bytes = 32
+aes_gcm_seq_num_max = 2**32 - 1
+
 # Unary reads (spec §4.4): limits are clamped to these, and waiting to this.
 read_count_max = 1000
 read_bytes_max = 1024 * 1024

@@ -35,6 +35,10 @@ class Record:
     # The fence command's new token, or the trim command's requested trim point.
     fencing_token: str | None = None
     trim_point: int | None = None
+    # An encrypted envelope record (spec §7): its sealed headers and body, stored in
+    # their place (``storagecore.crypto``), and the highest sequence number it may get.
+    sealed: bytes | None = None
+    seq_num_max: int = limits.u64_max
 
 
 def metered_size(headers: Sequence[Header], body: bytes) -> int:

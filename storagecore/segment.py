@@ -34,6 +34,15 @@ Block (version 2; version 1, with a row-wise index, was never released)::
 
 A block that fails any check (length, magic, version, lengths, checksum) raises
 ``CorruptBlock``; corrupt bytes are never returned as records.
+
+Records of encrypted streams (spec §7). The block layout is the same; in the
+payload, envelope records are *sealed* (record layout version 1, field ``0x2a``
+in place of headers and body, ``storagecore.encoding``), and the sealed envelope is
+``format id | nonce | ciphertext | tag`` (``storagecore.crypto``; format id 0x01 is
+AEGIS-256 v1 with a 32-byte nonce and 32-byte tag, 0x02 is AES-256-GCM v1 with a
+12-byte nonce and 16-byte tag). The format id is the layout's version. The index's
+metered sizes are those of the plaintext records; stored lengths are the sealed
+records' own. Command records are stored in plaintext.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Pure and synchronous: given the state *including* accepted but not yet durable
 appends, check the fencing token, then ``match_seq_num``, assign sequence numbers
-and timestamps, apply command records, and encode the records for storage.
-Nothing is changed when the batch is rejected.
+and timestamps, apply command records, and encode the records for storage (sealed ones as they
+are: encryption happens before, in ``storagecore.crypto``). Nothing is changed
+when the batch is rejected.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, replace
 
 from storagecore import limits
 from storagecore.config import TimestampingMode
-from storagecore.encoding import encode_record, varint
+from storagecore.encoding import encode_record, encode_sealed_record, varint
 from storagecore.errors import AppendConditionFailed, Invalid, StreamDeletionPending
 from storagecore.positions import StreamPosition
 from storagecore.records import AppendBatch, Command
@@ -102,7 +103,15 @@ def sequence(
                 fencing_token = record.fencing_token or ""
             elif record.trim_point is not None:
                 trim_point = max(trim_point, min(record.trim_point, seq + 1))
-        if record.headers:
+        if record.sealed is not None:
+            if seq > record.seq_num_max:
+                raise Invalid(
+                    f"max assignable sequence number is {record.seq_num_max}; attempted {seq}"
+                )
+            encoded = encode_sealed_record(seq, ts, record.sealed)
+            parts.append(encoded)
+            lengths.append(len(encoded))
+        elif record.headers:
             encoded = encode_record(seq, ts, record.headers, record.body)
             parts.append(encoded)
             lengths.append(len(encoded))

@@ -23,6 +23,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from s2site.api import request as req
 from s2site.api.responses import dumps
 from storagecore import limits
+from storagecore.crypto import RecordCipher
 from storagecore.encoding import encode_position
 from storagecore.engine import Engine
 from storagecore.errors import (
@@ -31,7 +32,6 @@ from storagecore.errors import (
     BadProto,
     ErrorCode,
     Invalid,
-    NotImplementedRoute,
     ReadUnwritten,
     S2Error,
     Unavailable,
@@ -41,7 +41,7 @@ from storagecore.positions import AppendAck, StreamPosition
 from storagecore.reader import ReadBatch, ReadLimits
 from storagecore.records import AppendBatch, Record, check_fencing_token, parse_record
 from storagecore.streamer import AppendSession
-from streams import sessions
+from streams import encryption, sessions
 from streams.directory import AutoCreate, OpenStream, StreamDirectory
 from streams.protocol import jsonrecords, messages, s2s
 
@@ -144,17 +144,12 @@ def _encryption_key(request: req.RawRequest) -> str | None:
     if value is None:
         return None
     key = value.strip()
-    if not 1 <= len(key) <= 44:
+    if not 1 <= len(key) <= limits.encryption_key_header_chars_max:
         raise BadHeader.invalid(
             ENCRYPTION_KEY_HEADER,
             f"invalid encryption key: key material length {len(key)} is out of range",
         )
     return key
-
-
-def _plaintext_only(stream: OpenStream) -> None:
-    if stream.cipher is not None:
-        raise NotImplementedRoute()
 
 
 async def _read_body(receive: Receive, request: req.RawRequest, error: type[S2Error]) -> bytes:
@@ -276,11 +271,11 @@ async def append(
     basin = req.basin_header(request)
     name = _stream_name(raw_stream)
     content_type = _first_mime(request.META.get("CONTENT_TYPE"))
-    _encryption_key(request)
+    key = _encryption_key(request)
     if content_type == S2S_TYPE:
         stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
-        _plaintext_only(stream)
-        await append_session(plane.engine, stream, request, receive, send)
+        cipher = encryption.record_cipher(stream, key)
+        await append_session(plane.engine, stream, request, receive, send, cipher=cipher)
         return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
@@ -292,7 +287,9 @@ async def append(
         request.body = await _read_body(receive, request, BadJson)
         batch = jsonrecords.parse_append(req.json_body(request), fmt)
     stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
-    _plaintext_only(stream)
+    cipher = encryption.record_cipher(stream, key)
+    if cipher is not None:
+        batch = cipher.seal_batch(batch)
     ack = await plane.engine.append(stream.stream_id, batch, stream.settings)
     if _wants_protobuf(request):
         await send_response(send, 200, _ack_protobuf(ack), b"application/protobuf")
@@ -315,7 +312,13 @@ _END = object()
 
 
 async def append_session(
-    engine: Engine, stream: OpenStream, request: req.RawRequest, receive: Receive, send: Send
+    engine: Engine,
+    stream: OpenStream,
+    request: req.RawRequest,
+    receive: Receive,
+    send: Send,
+    *,
+    cipher: RecordCipher | None,
 ) -> None:
     """Full duplex: inputs are decoded and admitted as they arrive, acknowledgements are
     sent in input order once durable. The first failure ends the session: inputs after
@@ -335,6 +338,8 @@ async def append_session(
             try:
                 for frame in decoder.feed(message.get("body", b"")):
                     batch = _session_input(frame)
+                    if cipher is not None:
+                        batch = cipher.seal_batch(batch)
                     append = engine.append(stream.stream_id, batch, stream.settings, session)
                     await pending.put(asyncio.ensure_future(append))
                 if decoder.error is not None:
@@ -473,7 +478,7 @@ async def read(
         mode = "sse"
     else:
         mode = "unary"
-    _encryption_key(request)
+    key = _encryption_key(request)
     # S2S carries protobuf: the record format header does not apply there (spec §5.3).
     fmt = (
         jsonrecords.Format.RAW
@@ -483,13 +488,24 @@ async def read(
     resume = _last_event_id(request) if mode == "sse" else None
     read_request.validate()
     stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
-    _plaintext_only(stream)
+    cipher = encryption.record_cipher(stream, key)
     if mode != "unary":
         await session_read(
-            plane.engine, stream, read_request, mode, fmt, resume, request, receive, send
+            plane.engine,
+            stream,
+            read_request,
+            mode,
+            fmt,
+            resume,
+            request,
+            receive,
+            send,
+            cipher=cipher,
         )
         return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
+    if cipher is not None:
+        batch = encryption.open_batch(cipher, batch)
     if _wants_protobuf(request):
         body = batch.payload
         if tail is not None:
@@ -534,6 +550,8 @@ async def session_read(
     request: req.RawRequest,
     receive: Receive,
     send: Send,
+    *,
+    cipher: RecordCipher | None,
 ) -> None:
     wanted = ReadLimits(read_request.count, read_request.bytes, read_request.until)
     if resume is not None:
@@ -547,6 +565,8 @@ async def session_read(
     follow = sessions.may_follow(wanted, read_request.wait_s)
     start = await _resolve_start(engine, stream.stream_id, read_request, may_follow=follow)
     events = sessions.read_session(engine, stream.stream_id, start, wanted, read_request.wait_s)
+    if cipher is not None:
+        events = encryption.open_events(cipher, events)
     if mode == "s2s":
         compression = s2s.choose_compression(req.header(request, "accept-encoding"))
         session = _deliver_s2s(events, compression, send)

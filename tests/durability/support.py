@@ -7,10 +7,12 @@ before acknowledging it). ``audit`` reads every stream back from 0 and checks th
 ledger against it: each acknowledged record exactly once at its acknowledged position,
 each uncertain append wholly present (contiguous, in order) or wholly absent, nothing
 duplicated and nothing unknown, contiguous sequence numbers, tail = record count.
+With a cipher, the basin encrypts its streams and every record request carries the key.
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import random
@@ -32,6 +34,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 REQUEST_TIMEOUT_S = 10.0
 READ_PAGE = 1000
 BATCH_SIZES = (1, 1, 1, 2, 3, 5, 8, 20)
+ENCRYPTION_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 
 
 def kill_group(server: ServerProcess) -> None:
@@ -57,15 +60,20 @@ def records_path(stream: str) -> str:
     return f"/v1/streams/{quote(stream, safe='')}/records"
 
 
-def client(url: str) -> httpx.Client:
-    return httpx.Client(base_url=url, http1=True, http2=False, timeout=REQUEST_TIMEOUT_S)
+def client(url: str, headers: dict[str, str] | None = None) -> httpx.Client:
+    return httpx.Client(
+        base_url=url, http1=True, http2=False, timeout=REQUEST_TIMEOUT_S, headers=headers
+    )
 
 
-def create_basin(url: str, basin: str) -> None:
+def key_headers(cipher: str | None) -> dict[str, str]:
+    return {} if cipher is None else {"s2-encryption-key": ENCRYPTION_KEY}
+
+
+def create_basin(url: str, basin: str, cipher: str | None = None) -> None:
+    config = {"create_stream_on_append": True, "stream_cipher": cipher}
     with client(url) as c:
-        response = c.post(
-            "/v1/basins", json={"basin": basin, "config": {"create_stream_on_append": True}}
-        )
+        response = c.post("/v1/basins", json={"basin": basin, "config": config})
         assert response.status_code == 201, response.text
 
 
@@ -159,8 +167,10 @@ class Worker(threading.Thread):
         ledger: Ledger,
         stop: threading.Event,
         seed: int,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(name=f"append-{tag}", daemon=True)
+        self.headers = headers
         self.url, self.basin, self.streams, self.tag = url, basin, streams, tag
         self.ledger, self.stop = ledger, stop
         self.random = random.Random(seed)
@@ -175,7 +185,7 @@ class Worker(threading.Thread):
             self.failure = exc
 
     def _run(self) -> None:
-        with client(self.url) as c:
+        with client(self.url, self.headers) as c:
             while not self.stop.is_set():
                 size = self.random.choice(BATCH_SIZES)
                 ids = [f"{self.tag}-{self.counter + i}" for i in range(size)]
@@ -210,11 +220,14 @@ def load_then_kill(
     workers: int,
     load_s: float,
     seed: int,
+    headers: dict[str, str],
 ) -> KillReport:
     """Append from ``workers`` threads for ``load_s`` seconds, then SIGKILL the server."""
     stop = threading.Event()
     threads = [
-        Worker(server.url, basin, streams, f"{round_tag}w{n}", ledger, stop, seed * 1000 + n)
+        Worker(
+            server.url, basin, streams, f"{round_tag}w{n}", ledger, stop, seed * 1000 + n, headers
+        )
         for n in range(workers)
     ]
     acked_before, uncertain_before = len(ledger.acked), len(ledger.uncertain)
@@ -247,11 +260,13 @@ def load_then_kill(
     return report
 
 
-def audit(url: str, basin: str, streams: list[str], ledger: Ledger) -> dict[str, int]:
+def audit(
+    url: str, basin: str, streams: list[str], ledger: Ledger, headers: dict[str, str] | None = None
+) -> dict[str, int]:
     """Check every stream against the ledger; returns each stream's tail."""
     where: dict[str, tuple[str, int]] = {}
     tails: dict[str, int] = {}
-    with client(url) as c:
+    with client(url, headers) as c:
         for stream in streams:
             bodies, tails[stream] = read_all(c, basin, stream)
             for seq, body in enumerate(bodies):
@@ -287,10 +302,16 @@ def audit(url: str, basin: str, streams: list[str], ledger: Ledger) -> dict[str,
 
 
 def append_after_restart(
-    url: str, basin: str, streams: list[str], ledger: Ledger, tails: dict[str, int], tag: str
+    url: str,
+    basin: str,
+    streams: list[str],
+    ledger: Ledger,
+    tails: dict[str, int],
+    tag: str,
+    headers: dict[str, str] | None = None,
 ) -> None:
     """One acknowledged append per stream, which must start exactly at the audited tail."""
-    with client(url) as c:
+    with client(url, headers) as c:
         for n, stream in enumerate(streams):
             ids = [f"{tag}-{n}-{i}" for i in range(3)]
             response = append(c, basin, stream, ids)
@@ -311,21 +332,25 @@ def crash_cycles(
     streams: int,
     load_s: float,
     seed: int,
+    cipher: str | None = None,
 ) -> list[KillReport]:
     """Load, SIGKILL, restart, audit, append at the tail: ``kills`` times; then a final audit."""
     names = [f"crash-{n}" for n in range(streams)]
+    headers = key_headers(cipher)
     ledger = Ledger()
     reports: list[KillReport] = []
     servers = [start_server()]
     try:
         server = servers[0]
         server.wait_healthy()
-        create_basin(server.url, basin)
-        append_after_restart(server.url, basin, names, ledger, dict.fromkeys(names, 0), "r0")
+        create_basin(server.url, basin, cipher)
+        append_after_restart(
+            server.url, basin, names, ledger, dict.fromkeys(names, 0), "r0", headers
+        )
         for round_number in range(1, kills + 1):
             tag = f"r{round_number}"
             report = load_then_kill(
-                server, basin, names, ledger, tag, workers, load_s, seed + round_number
+                server, basin, names, ledger, tag, workers, load_s, seed + round_number, headers
             )
             assert not report.http_errors, report.http_errors
             reports.append(report)
@@ -333,10 +358,10 @@ def crash_cycles(
             servers.append(server)
             server.wait_healthy()
             durable_before = sum(ledger.resolved.values())
-            tails = audit(server.url, basin, names, ledger)
+            tails = audit(server.url, basin, names, ledger, headers)
             report.unanswered_durable = sum(ledger.resolved.values()) - durable_before
-            append_after_restart(server.url, basin, names, ledger, tails, f"{tag}a")
-        audit(server.url, basin, names, ledger)
+            append_after_restart(server.url, basin, names, ledger, tails, f"{tag}a", headers)
+        audit(server.url, basin, names, ledger, headers)
         code = server.stop()
         assert code == 0, f"exit status {code} after SIGTERM:\n{server.output()}"
     finally:
