@@ -553,3 +553,55 @@ def test_live_records_fail_with_a_wrong_key(
         )
         # Only heartbeats (batches without records) came before the failure.
         assert all(not messages.ReadBatch.FromString(f.message()).records for f in regular)
+
+
+@CIPHERS
+@pytest.mark.parametrize("form", ["sse", "s2s"])
+def test_followers_of_one_block_with_different_keys(
+    records_api: AsgiClient, cipher: str, form: str
+) -> None:
+    """Two sessions following the same live block, the one with the right key woken
+    first: it gets the records, the one with a wrong key fails on the same block."""
+    encrypted(records_api, cipher)
+    appended(records_api, "json", RECORDS[1:])
+    accept = {"accept": "text/event-stream"} if form == "sse" else {"content-type": "s2s/proto"}
+    query = "seq_num=1&wait=10&count=1"
+
+    async def scenario() -> tuple[Response, Response]:
+        running = runtime.current()
+        assert running is not None
+
+        async def follow(key: str, followers: int) -> asyncio.Future[Response]:
+            headers = {"s2-basin": BASIN, HEADER: key, **accept}
+            pending = asyncio.ensure_future(
+                records_api._run("GET", records_path(), query, headers, [b""])
+            )
+            for _ in range(500):
+                streamers = running.engine.registry._streamers.values()
+                if sum(len(s.followers) for s in streamers) == followers:
+                    return pending
+                await asyncio.sleep(0.01)
+            raise AssertionError("the read never started to follow")
+
+        right = await follow(KEY, 1)
+        wrong = await follow(OTHER_KEY, 2)
+        body = json.dumps({"records": [{"body": "live"}]}).encode()
+        append_headers = {"s2-basin": BASIN, "content-type": "application/json", HEADER: KEY}
+        ack = await records_api._run("POST", records_path(), "", append_headers, [body])
+        assert ack.status == 200, ack.body
+        return await asyncio.wait_for(right, 10), await asyncio.wait_for(wrong, 10)
+
+    right, wrong = records_api.run(scenario())
+    if form == "sse":
+        good = [json.loads(d) for e, _, d in sse_events(right) if e == "batch"]
+        assert [r["body"] for b in good for r in b["records"]] == ["live"]
+        events = sse_events(wrong)
+        assert events[-1][0] == "error"
+        assert json.loads(events[-1][2])["code"] == "decryption_failed"
+        assert all(e != "batch" for e, _, _ in events)
+    else:
+        good_frames = [messages.ReadBatch.FromString(f.message()) for f in s2s_frames(right)]
+        assert [r.body for b in good_frames for r in b.records] == [b"live"]
+        *regular, last = s2s_frames(wrong)
+        assert last.terminal and int.from_bytes(last.payload[:2], "big") == 400
+        assert all(not messages.ReadBatch.FromString(f.message()).records for f in regular)
