@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from s2_sdk import S2, AppendInput, Endpoints, Record, Retry
+from s2_sdk import S2, AppendInput, Compression, Endpoints, ReadLimit, Record, Retry, SeqNum
 
 from streams.protocol import messages, s2s
 
@@ -172,3 +172,44 @@ def test_official_sdk_append_session_and_producer(server_url: str, unique: str) 
             assert tail.seq_num == 500
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("compression", [Compression.ZSTD, Compression.GZIP], ids=["zstd", "gzip"])
+def test_official_sdk_sessions_with_compression(
+    server_url: str, unique: str, compression: Compression
+) -> None:
+    """The SDK compresses its session messages of 1 KiB or more and asks for compressed
+    ones back: 40 batches of four 4 KiB records go through an append session and come
+    back, byte for byte, through a read session."""
+    basin_name = f"as-sdk-{compression.value}-{unique}"
+    body = bytes(range(256)) * 16
+
+    async def main() -> None:
+        async with S2(
+            "ignored",
+            endpoints=Endpoints(account=server_url, basin=server_url),
+            retry=Retry(max_attempts=1),
+            compression=compression,
+        ) as client:
+            await client.create_basin(basin_name)
+            basin = client.basin(basin_name)
+            await basin.create_stream("s")
+            stream = basin.stream("s")
+            async with stream.append_session() as session:
+                tickets = [
+                    await session.submit(
+                        AppendInput(
+                            records=[Record(body=b"%d:%d:" % (i, j) + body) for j in range(4)]
+                        )
+                    )
+                    for i in range(40)
+                ]
+                acks = [await ticket for ticket in tickets]
+            assert [a.end.seq_num for a in acks] == list(range(4, 164, 4))
+            received = []
+            async with stream.read_session(start=SeqNum(0), limit=ReadLimit(count=160)) as reader:
+                async for batch in reader:
+                    received += [r.body for r in batch.records]
+            assert received == [b"%d:%d:" % (i // 4, i % 4) + body for i in range(160)]
+
+    asyncio.run(asyncio.wait_for(main(), 60))
