@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import signal
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from storagecore import limits
 from storagecore.catalog.django import DjangoCatalog
 from storagecore.engine import Engine, EngineSettings
 from storagecore.models import Chunk, StreamLog
@@ -28,6 +30,7 @@ from storagecore.ports import ObjectStore, SystemClock
 from streams import events
 from streams.directory import StreamDirectory
 from streams.lifecycle import DeletionTask
+from streams.sessions import OpenSessions
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class Runtime:
         self._store = store
         self._engine: Engine | None = None
         self.directory = StreamDirectory()
+        self.sessions = OpenSessions()
         self.deletions: DeletionTask | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -89,6 +93,8 @@ class Runtime:
         logger.info("record log started: writer epoch %d", self._engine.epoch)
 
     async def stop(self) -> None:
+        # Open sessions end first, with a retryable error, while the engine still runs.
+        await self.sessions.close_all(limits.session_close_grace_s)
         events.install(None)
         if self.deletions is not None:
             await self.deletions.stop()
@@ -145,6 +151,7 @@ class Lifespan:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 _current = runtime
+                _end_sessions_on_stop_signal(runtime.sessions)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 running, _current = _current, None
@@ -152,3 +159,40 @@ class Lifespan:
                     await running.stop()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
+
+
+def _end_sessions_on_stop_signal(open_sessions: OpenSessions) -> None:
+    """End open sessions first when the server's worker is told to stop.
+
+    The ASGI server (granian) drains connections before it sends ``lifespan.shutdown``, so
+    a following session would hold it until its grace period ends. Its worker handles
+    SIGTERM and SIGINT on this loop: those handlers now first tell every open session to
+    end (each sends its client a retryable error) and wait for them, for at most
+    ``limits.session_close_grace_s``, then run as before. Without such handlers (another
+    host, tests) nothing changes.
+    """
+    loop = asyncio.get_running_loop()
+    installed = getattr(loop, "_signal_handlers", {})
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = installed.get(sig)
+        if previous is None:
+            continue
+
+        async def close_then(previous: asyncio.Handle) -> None:
+            try:
+                if open_sessions.count:
+                    await open_sessions.close_all(limits.session_close_grace_s)
+                    # Let the last frames reach the clients before the server's GOAWAY:
+                    # some HTTP/2 clients drop data that arrives together with it.
+                    await asyncio.sleep(limits.session_goodbye_s)
+            finally:
+                previous._run()
+
+        def chained(previous: asyncio.Handle = previous) -> None:
+            _background.add(task := loop.create_task(close_then(previous)))
+            task.add_done_callback(_background.discard)
+
+        loop.add_signal_handler(sig, chained)
+
+
+_background: set[asyncio.Task[None]] = set()

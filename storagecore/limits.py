@@ -27,6 +27,9 @@ default_retention_age_s = 7 * 24 * 3600
 
 # Background deletion pass (spec §8): every 60 s, ±10 % jitter.
 deletion_pass_interval_s = 60.0
+# At shutdown, open sessions are told to end (503) and given this long to do so.
+session_close_grace_s = 2.0
+session_goodbye_s = 0.1
 deletion_pass_jitter_ratio = 0.1
 
 # Unsigned 64-bit integers on the wire.

@@ -66,6 +66,9 @@ class DataPlane(Protocol):
     @property
     def directory(self) -> StreamDirectory: ...
 
+    @property
+    def sessions(self) -> sessions.OpenSessions: ...
+
 
 def is_records_path(path: str) -> bool:
     return ROUTE.match(path) is not None
@@ -501,6 +504,7 @@ async def read(
             receive,
             send,
             cipher=cipher,
+            open_sessions=plane.sessions,
         )
         return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
@@ -552,6 +556,7 @@ async def session_read(
     send: Send,
     *,
     cipher: RecordCipher | None,
+    open_sessions: sessions.OpenSessions | None = None,
 ) -> None:
     wanted = ReadLimits(read_request.count, read_request.bytes, read_request.until)
     if resume is not None:
@@ -567,13 +572,16 @@ async def session_read(
     events = sessions.read_session(engine, stream.stream_id, start, wanted, read_request.wait_s)
     if cipher is not None:
         events = encryption.open_events(cipher, events)
+    stopping = Unavailable("the server is shutting down")
     if mode == "s2s":
         compression = s2s.choose_compression(req.header(request, "accept-encoding"))
         session = _deliver_s2s(events, compression, send)
         content_type = b"s2s/proto"
+        goodbye = s2s.encode_terminal(stopping.status, dumps(stopping.body()))
     else:
         session = _deliver_sse(events, fmt, engine, send)
         content_type = b"text/event-stream"
+        goodbye = b"event: error\ndata: " + dumps(stopping.body()) + b"\n\n"
     await send(
         {
             "type": "http.response.start",
@@ -582,7 +590,9 @@ async def session_read(
         }
     )
     try:
-        await sessions.run_until_disconnect(receive, session)
+        await sessions.run_until_disconnect(
+            receive, session, open_sessions, lambda: _send_chunk(send, goodbye)
+        )
     finally:
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -19,6 +19,7 @@ from collections.abc import (
     Callable,
     Coroutine,
     Hashable,
+    Iterator,
     MutableMapping,
 )
 from dataclasses import dataclass
@@ -132,18 +133,66 @@ async def read_session(
         # The follower fell behind: read what it missed from storage, then follow again.
 
 
+class OpenSessions:
+    """The sessions a server has open, and its request that they end (at shutdown)."""
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+        self._count = 0
+        self._none_open = asyncio.Event()
+        self._none_open.set()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    @contextlib.contextmanager
+    def track(self) -> Iterator[None]:
+        self._count += 1
+        self._none_open.clear()
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if not self._count:
+                self._none_open.set()
+
+    async def close_all(self, grace_s: float) -> None:
+        """Ask every open session to end, and wait up to ``grace_s`` for them to do so."""
+        self.closing.set()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(grace_s):
+                await self._none_open.wait()
+
+
 async def run_until_disconnect(
     receive: Callable[[], Awaitable[MutableMapping[str, Any]]],
     session: Coroutine[Any, Any, None],
+    open_sessions: OpenSessions | None = None,
+    on_closing: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run ``session`` (a coroutine) until it ends or the client goes away, whichever is
-    first; a disconnect cancels the session at once."""
+    first; a disconnect cancels the session at once. When the server asks open sessions
+    to end, the session is cancelled and ``on_closing`` tells the client why."""
     task = asyncio.ensure_future(session)
     watcher = asyncio.ensure_future(_disconnected(receive))
+    waiting: set[asyncio.Future[Any]] = {task, watcher}
+    closing = None
+    if open_sessions is not None:
+        closing = asyncio.ensure_future(open_sessions.closing.wait())
+        waiting.add(closing)
     try:
-        done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        with open_sessions.track() if open_sessions is not None else contextlib.nullcontext():
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if closing in done and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                if on_closing is not None:
+                    await on_closing()
+                return
     finally:
-        for pending in (task, watcher):
+        for pending in waiting:
             if not pending.done():
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
