@@ -14,6 +14,7 @@ from storagecore.config import BasinConfig, OptionalStreamConfig, StreamReconfig
 from storagecore.errors import StreamDeletionPending
 from storagecore.models import Chunk, GarbageSegment, StreamLog
 from storagecore.streamer import StreamSettings
+from streams import maintenance
 from streams.models import Stream
 from streams.services import do_create_stream, do_delete_stream, do_reconfigure_stream
 from tests.storage.lifecycle_support import INFINITE, FakeClock, Log, batch, db, run
@@ -102,15 +103,23 @@ def test_basin_deletion_removes_every_stream_then_the_basin() -> None:
         try:
             for stream_id in ids:
                 await log.append(stream_id, b"x", b"y")
+            await db(_basin, "other-basin")
+            await log.append(await db(_stream, "elsewhere", None, "other-basin"), b"z" * 500)
+            # Storage per basin: the sum over its streams, from the stream rows alone.
+            per_stream = [await db(maintenance.stream_storage, i) for i in ids]
+            total = await db(maintenance.basin_storage, BASIN)
+            assert total.stored_bytes == sum(s.stored_bytes for s in per_stream) > 0
+            assert total.metered_bytes == 3 * (8 + 1 + 8 + 1)
             await db(do_delete_basin, BASIN)
             await log.lifecycle.deletion_pass()
             for stream_id in ids:
                 assert await db(_leftovers, stream_id) == (0, 0, False)
             assert not await db(lambda: Basin.objects.filter(name=BASIN).exists())
             assert log.lifecycle.stats.basins_deleted == 1
+            assert await db(maintenance.basin_storage, BASIN) == maintenance.Storage()
             clock.advance(log.grace_s)
             await log.lifecycle.gc_pass()
-            assert await log.segment_keys() == set()
+            assert len(await log.segment_keys()) == 1  # the other basin's
             assert await db(lambda: GarbageSegment.objects.count()) == 0
         finally:
             await log.stop()
