@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
 from basins.services import write_transaction
@@ -175,7 +175,7 @@ def streams_with_small_rows(small_bytes: int, limit: int) -> list[int]:
     rows = (
         Chunk.objects.filter(length__lt=small_bytes)
         .values("stream_id")
-        .annotate(n=Sum(1))
+        .annotate(n=Count("id"))
         .filter(n__gte=2)
         .order_by("-n")
         .values_list("stream_id", flat=True)
