@@ -144,6 +144,7 @@ class Lifecycle:
         self.settings = settings
         self.stats = PassStats()
         self._trim_requests: set[int] = set()
+        self._last_trim_sweep = float("-inf")
         self._compacting: set[str] = set()
         self._compactions = 0
         self.deletion = Periodic("s2-deletion", self.deletion_pass, settings.deletion_interval_s)
@@ -219,7 +220,11 @@ class Lifecycle:
                     break
             if await _db(maintenance.full_trim_leaves_nothing, stream_id):
                 await _db(maintenance.arm_after_full_trim, stream_id, self.clock.now_ms())
-        if not requested:
+        # The sweep over all streams (trims whose removal a restart interrupted) runs at
+        # most once per interval, however often durable trims wake the task.
+        loop_now = asyncio.get_running_loop().time()
+        if not requested or loop_now - self._last_trim_sweep >= self.trim.interval_s:
+            self._last_trim_sweep = loop_now
             while True:
                 removed = await _db(maintenance.remove_trimmed, None, self.clock.now_ms())
                 self.stats.rows_trimmed += removed
