@@ -29,8 +29,8 @@ from storagecore.segment import Block, BlockIndex, encode_block_parts, encode_se
 class CompactionSettings:
     target_bytes: int = limits.compaction_target_bytes
     expiry_slack_ms: int = limits.compaction_expiry_slack_ms
-    # The newest rows of a stream wait for this many small runs (or half the target
-    # size) before they are merged, so that a growing tail is not rewritten each pass.
+    # A stream's newest rows are merged by size tier (see ``plan``): this many
+    # consecutive rows of one tier at a time.
     tail_runs_min: int = limits.compaction_tail_runs_min
 
     @property
@@ -49,17 +49,25 @@ class Row:
 
 def plan(rows: Sequence[Row], settings: CompactionSettings, complete: bool) -> list[list[Row]]:
     """Groups of at least two consecutive small rows of one stream, each within the target
-    size. ``rows`` are in sequence order; ``complete`` says they reach the stream's tail
-    (the last group then waits until it is big enough, see ``tail_runs_min``)."""
+    size. ``rows`` are in sequence order; ``complete`` says they reach the stream's tail.
+
+    A group that can no longer grow (something follows it) is merged at once. The last
+    group, which grows with every append, is merged whole once it reaches half the target
+    size; before that, only runs of ``tail_runs_min`` consecutive rows of the same size
+    tier (a factor of 8) are merged, each into one row of the next tier. So a byte is
+    rewritten about once per tier, and a stream keeps fewer than ``tail_runs_min`` small
+    rows per tier, however slowly it is appended to."""
     groups: list[list[Row]] = []
     current: list[Row] = []
     size = 0
 
     def close(trailing: bool) -> None:
         nonlocal current, size
-        ready = size >= settings.small_bytes or len(current) >= settings.tail_runs_min
-        if len(current) >= 2 and (not trailing or ready):
-            groups.append(current)
+        if len(current) >= 2:
+            if not trailing or size >= settings.small_bytes:
+                groups.append(current)
+            else:
+                groups.extend(_tiered(current, settings.tail_runs_min))
         current, size = [], 0
 
     for row in rows:
@@ -72,6 +80,22 @@ def plan(rows: Sequence[Row], settings: CompactionSettings, complete: bool) -> l
         current.append(row)
         size += chunk.length
     close(complete)
+    return groups
+
+
+def _tier(length: int) -> int:
+    return max(0, length.bit_length() - 1) // 3
+
+
+def _tiered(rows: list[Row], runs: int) -> list[list[Row]]:
+    """Runs of at least ``runs`` consecutive rows of one size tier."""
+    groups: list[list[Row]] = []
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or _tier(rows[end].chunk.length) != _tier(rows[start].chunk.length):
+            if end - start >= max(2, runs):
+                groups.append(rows[start:end])
+            start = end
     return groups
 
 

@@ -79,6 +79,6 @@ delete_on_empty_padding_s = 600
 compaction_pass_interval_s = 60.0
 compaction_target_bytes = 8 * 1024 * 1024
 compaction_expiry_slack_ms = 60_000
-compaction_tail_runs_min = 64
+compaction_tail_runs_min = 8
 compaction_rows_per_stream = 4096
 compaction_streams_per_pass = 256

@@ -77,3 +77,30 @@ def test_encode_merges_blocks_into_one_row_covering_the_same_records() -> None:
     assert chunk.offset == SEGMENT_HEADER_BYTES
     block = decode_block(data[chunk.offset : chunk.offset + chunk.length])
     assert block.payload == b"abcdef" and list(block.index.timestamps) == [10, 11, 12]
+
+
+def test_the_tail_is_merged_tier_by_tier() -> None:
+    settings = CompactionSettings(target_bytes=1 << 30, expiry_slack_ms=0, tail_runs_min=8)
+    rows = [_row(0, 64, 8 * 8 * 100), *(_row(64 + i, 65 + i, 100) for i in range(7))]
+    assert plan(rows, settings, complete=True) == []  # 7 of tier 2 after one of tier 4
+    rows.append(_row(71, 72, 100))
+    assert _spans(plan(rows, settings, complete=True)) == [(64, 72)]
+
+
+def test_a_slow_stream_keeps_few_rows_and_rewrites_each_byte_a_few_times() -> None:
+    """Simulate 5000 one-record appends with a compaction pass after each."""
+    settings = CompactionSettings(target_bytes=8 << 20, expiry_slack_ms=0, tail_runs_min=8)
+    rows: list[Row] = []
+    rewritten = 0
+    for seq in range(5000):
+        rows.append(_row(seq, seq + 1, 100))
+        for group in plan(rows, settings, complete=True):
+            first = rows.index(group[0])
+            merged = sum(r.chunk.length for r in group)
+            rewritten += merged
+            chunk = ChunkRef(
+                1, group[0].chunk.start_seq, group[-1].chunk.end_seq, 0, 0, 0, None, "m", 32, merged
+            )
+            rows[first : first + len(group)] = [Row(-1, chunk)]
+        assert len(rows) < 8 * 4
+    assert rewritten <= 5000 * 100 * 4
