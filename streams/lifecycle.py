@@ -176,7 +176,8 @@ class Lifecycle:
         self.engine.registry.on_trim = self.trim_requested
         for task in self.tasks:
             task.start()
-        # Finish what a previous run left: pending deletions, segments it left behind.
+        # Finish what a previous run left: pending deletions, segments it left behind
+        # (trims whose rows it did not remove go in the first periodic trim pass).
         self.deletion.wake()
         self.orphans.wake()
 
