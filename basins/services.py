@@ -41,7 +41,7 @@ def write_transaction() -> Iterator[None]:
         with _sqlite_writers, transaction.atomic():
             yield
     else:
-        with write_transaction():
+        with transaction.atomic():
             yield
 
 

@@ -22,14 +22,15 @@ from django.conf import settings
 
 from storagecore import limits
 from storagecore.catalog.django import DjangoCatalog
+from storagecore.compaction import CompactionSettings
 from storagecore.engine import Engine, EngineSettings
-from storagecore.models import Chunk, StreamLog
+from storagecore.models import Chunk, GarbageSegment, StreamLog
 from storagecore.objstore.localfs import LocalObjectStore
 from storagecore.objstore.memory import MemoryObjectStore
-from storagecore.ports import ObjectStore, SystemClock
+from storagecore.ports import Clock, ObjectStore, SystemClock
 from streams import events
 from streams.directory import StreamDirectory
-from streams.lifecycle import DeletionTask
+from streams.lifecycle import Lifecycle, LifecycleSettings, Periodic
 from streams.sessions import OpenSessions
 
 logger = logging.getLogger(__name__)
@@ -57,19 +58,39 @@ def engine_settings() -> EngineSettings:
     )
 
 
+def lifecycle_settings() -> LifecycleSettings:
+    return LifecycleSettings(
+        deletion_interval_s=settings.S2_DELETION_INTERVAL_S,
+        trim_interval_s=settings.S2_TRIM_INTERVAL_S,
+        retention_interval_s=settings.S2_RETENTION_INTERVAL_S,
+        delete_on_empty_interval_s=settings.S2_DELETE_ON_EMPTY_INTERVAL_S,
+        gc_interval_s=settings.S2_GC_INTERVAL_S,
+        gc_grace_s=settings.S2_GC_GRACE_S,
+        orphan_sweep_interval_s=settings.S2_ORPHAN_SWEEP_INTERVAL_S,
+        compaction_interval_s=settings.S2_COMPACTION_INTERVAL_S,
+        compaction=CompactionSettings(
+            target_bytes=settings.S2_COMPACTION_TARGET_BYTES,
+            expiry_slack_ms=settings.S2_COMPACTION_EXPIRY_SLACK_MS,
+        ),
+    )
+
+
 def _forget_records() -> None:
     """In-memory mode keeps no records across restarts: drop index rows that point nowhere."""
     Chunk.objects.all().delete()
     StreamLog.objects.all().delete()
+    GarbageSegment.objects.all().delete()
 
 
 class Runtime:
-    def __init__(self, store: ObjectStore | None = None) -> None:
+    def __init__(self, store: ObjectStore | None = None, clock: Clock | None = None) -> None:
         self._store = store
+        self.clock = clock or SystemClock()
         self._engine: Engine | None = None
         self.directory = StreamDirectory()
         self.sessions = OpenSessions()
-        self.deletions: DeletionTask | None = None
+        self.lifecycle: Lifecycle | None = None
+        self.deletions: Periodic | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -82,22 +103,21 @@ class Runtime:
         store = self._store or build_object_store()
         if isinstance(store, MemoryObjectStore):
             await sync_to_async(_forget_records, thread_sensitive=False)()
-        clock = SystemClock()
+        clock = self.clock
         self._engine = Engine(store, DjangoCatalog(clock), clock, engine_settings())
         await self._engine.start()
-        self.deletions = DeletionTask(self._engine)
-        self.deletions.start()
+        self.lifecycle = Lifecycle(self._engine, clock, lifecycle_settings())
+        self.deletions = self.lifecycle.deletion
+        self.lifecycle.start()
         events.install(self)
-        # Finish deletions that a previous run left pending.
-        self.deletions.wake()
         logger.info("record log started: writer epoch %d", self._engine.epoch)
 
     async def stop(self) -> None:
         # Open sessions end first, with a retryable error, while the engine still runs.
         await self.sessions.close_all(limits.session_close_grace_s)
         events.install(None)
-        if self.deletions is not None:
-            await self.deletions.stop()
+        if self.lifecycle is not None:
+            await self.lifecycle.stop()
         if self._engine is not None:
             await self._engine.stop()
             catalog = self._engine.catalog

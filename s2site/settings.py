@@ -54,6 +54,18 @@ S2_FLUSH_INTERVAL_MS = float(
     os.environ.get("S2_FLUSH_INTERVAL_MS", "50" if S2_STORAGE == "s3" else "0")
 )
 S2_APPEND_INFLIGHT_BYTES = int(os.environ.get("S2_APPEND_INFLIGHT_BYTES", str(128 * 1024 * 1024)))
+# Background tasks (README "Background tasks"): pass intervals in seconds (each ±10 %),
+# the garbage-collection grace period, and the compaction target size.
+S2_DELETION_INTERVAL_S = float(os.environ.get("S2_DELETION_INTERVAL_S", "60"))
+S2_TRIM_INTERVAL_S = float(os.environ.get("S2_TRIM_INTERVAL_S", "60"))
+S2_RETENTION_INTERVAL_S = float(os.environ.get("S2_RETENTION_INTERVAL_S", "60"))
+S2_DELETE_ON_EMPTY_INTERVAL_S = float(os.environ.get("S2_DELETE_ON_EMPTY_INTERVAL_S", "60"))
+S2_GC_INTERVAL_S = float(os.environ.get("S2_GC_INTERVAL_S", "60"))
+S2_GC_GRACE_S = float(os.environ.get("S2_GC_GRACE_S", "60"))
+S2_ORPHAN_SWEEP_INTERVAL_S = float(os.environ.get("S2_ORPHAN_SWEEP_INTERVAL_S", "3600"))
+S2_COMPACTION_INTERVAL_S = float(os.environ.get("S2_COMPACTION_INTERVAL_S", "60"))
+S2_COMPACTION_TARGET_BYTES = int(os.environ.get("S2_COMPACTION_TARGET_BYTES", str(8 * 1024 * 1024)))
+S2_COMPACTION_EXPIRY_SLACK_MS = int(os.environ.get("S2_COMPACTION_EXPIRY_SLACK_MS", "60000"))
 
 INSTALLED_APPS = [
     # ``s2site`` comes first so that its ``runserver`` replaces Django's.

@@ -80,6 +80,8 @@ class Committer:
         self._task: asyncio.Task[None] | None = None
         # Observability: flushes done, and the last flush's size and duration.
         self.flushes = 0
+        # The segment being written and committed, if any (garbage collection spares it).
+        self.writing_key: str | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="s2-committer")
@@ -188,6 +190,7 @@ class Committer:
             )
             offset += chunks[-1].length
         states = {block.stream_id: state for _listener, block, _enc, state, _exp in blocks}
+        self.writing_key = key
         try:
             parts = [header]
             for _listener, _block, encoded_parts, _state, _expiry in blocks:
@@ -204,6 +207,8 @@ class Committer:
             logger.exception("flush failed")
             self._fail(batch, StorageFailure(f"storage failure: {exc}"))
             return
+        finally:
+            self.writing_key = None
         self.flushes += 1
         for listener, block, _encoded, state, expiry in blocks:
             listener.on_durable(block, state, expiry)

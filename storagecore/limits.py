@@ -67,3 +67,27 @@ follower_queue_batches_max = 64
 block_cache_bytes_max = 64 * 1024 * 1024
 index_rows_per_fetch = 16
 index_cache_streams_max = 1024
+
+# Background work (spec §2.8, §3.6, §8; README "Background tasks"). Passes run every
+# interval ±10 %; the trim pass also runs as soon as a trim becomes durable.
+trim_pass_interval_s = 60.0
+retention_pass_interval_s = 60.0
+delete_on_empty_pass_interval_s = 60.0
+# Index rows removed per transaction (trim, retention, deletion).
+removal_batch_rows = 1000
+# Garbage collection: how often it runs, and how long an unreferenced segment is kept
+# (readers that fetched its index rows just before may still be reading it).
+gc_pass_interval_s = 60.0
+gc_grace_s = 60.0
+gc_batch_segments = 1000
+# Listing the store for segments that no index row ever referenced (failed flushes).
+orphan_sweep_interval_s = 3600.0
+# Delete-on-empty deadline padding (spec §8), and how often appends refresh it.
+delete_on_empty_padding_s = 600
+# Compaction (storagecore.compaction).
+compaction_pass_interval_s = 60.0
+compaction_target_bytes = 8 * 1024 * 1024
+compaction_expiry_slack_ms = 60_000
+compaction_tail_runs_min = 8
+compaction_rows_per_stream = 4096
+compaction_streams_per_pass = 256

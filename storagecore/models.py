@@ -36,6 +36,12 @@ class StreamLog(models.Model):
     last_ts = U64Field(default=0)
     fencing_token = models.CharField(max_length=64, blank=True, default="")
     trim_point = U64Field(default=0)
+    # Storage accounting, kept in the same statements that add and remove index rows:
+    # bytes of this stream's blocks in object storage, and their records' metered size.
+    stored_bytes = models.BigIntegerField(default=0)
+    metered_bytes = models.BigIntegerField(default=0)
+    # When the last flush holding records of this stream committed (delete-on-empty, §8).
+    written_at_ms = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"stream {self.stream_id} log"
@@ -63,10 +69,24 @@ class Chunk(models.Model):
         indexes = [
             models.Index(fields=["stream_id", "end_seq"], name="chunk_stream_end"),
             models.Index(fields=["segment_key"], name="chunk_segment"),
+            models.Index(fields=["expires_at_ms"], name="chunk_expiry"),
         ]
 
     def __str__(self) -> str:
         return f"stream {self.stream_id} [{self.start_seq}, {self.end_seq})"
+
+
+class GarbageSegment(models.Model):
+    """A segment that may have become unreferenced, and when that was noticed.
+
+    Garbage collection deletes the object once ``grace`` has passed and, checked
+    again at that moment, no index row references it; then it removes this row."""
+
+    segment_key = models.CharField(max_length=512, unique=True)
+    noticed_at_ms = models.BigIntegerField(db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.segment_key)
 
 
 class WriterLease(models.Model):

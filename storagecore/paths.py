@@ -14,6 +14,11 @@ def segment_key(prefix: str, epoch: int, writer_nonce: int, flush_number: int) -
     return f"{_normalise(prefix)}segments/{epoch:016x}-{writer_nonce:016x}-{flush_number:016x}.seg"
 
 
+def compacted_segment_key(prefix: str, epoch: int, writer_nonce: int, number: int) -> str:
+    """A segment written by compaction: the writer's epoch and nonce, its own counter."""
+    return f"{_normalise(prefix)}segments/{epoch:016x}-{writer_nonce:016x}-{number:016x}.cseg"
+
+
 def segments_prefix(prefix: str) -> str:
     return f"{_normalise(prefix)}segments/"
 

@@ -18,12 +18,17 @@ class ObjectExists(Exception):
     """A create-only write found the key already present."""
 
 
+class ObjectMissing(KeyError):
+    """A read found no object under the key (garbage collection removed it, for instance)."""
+
+
 class ObjectStore(Protocol):
     async def put(self, key: str, data: bytes) -> None:
         """Write ``data`` under a new ``key``, durably, failing if the key exists."""
 
     async def get(self, key: str, offset: int, length: int) -> bytes:
-        """``length`` bytes of ``key`` from ``offset`` (one ranged read)."""
+        """``length`` bytes of ``key`` from ``offset`` (one ranged read); ``ObjectMissing``
+        when there is no such object."""
 
     async def delete(self, key: str) -> None: ...
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from storagecore import limits
 from storagecore.errors import StorageFailure
-from storagecore.ports import Catalog, ChunkRef, Clock, ObjectStore
+from storagecore.ports import Catalog, ChunkRef, Clock, ObjectMissing, ObjectStore
 from storagecore.segment import Block, CorruptBlock, decode_block
 from storagecore.streamer import Streamer
 
@@ -97,13 +97,19 @@ class Reader:
 
         Every durable record is indexed before it is acknowledged, so the index alone
         finds the chunk; a binary search over its timestamps finds the record."""
-        start = await self.catalog.first_seq_at_or_after(streamer.stream_id, timestamp)
-        if start is None:
-            return streamer.durable.next_seq
-        chunks = await self.catalog.chunks_from(streamer.stream_id, start, 1)
-        if not chunks:
-            return streamer.durable.next_seq
-        block = await self._load(chunks[0])
+        for attempt in range(2):
+            start = await self.catalog.first_seq_at_or_after(streamer.stream_id, timestamp)
+            if start is None:
+                return streamer.durable.next_seq
+            chunks = await self.catalog.chunks_from(streamer.stream_id, start, 1)
+            if not chunks:
+                return streamer.durable.next_seq
+            try:
+                block = await self._load(chunks[0])
+                break
+            except ObjectMissing:
+                if attempt:
+                    raise StorageFailure(f"missing segment {chunks[0].segment_key}") from None
         index = bisect.bisect_left(block.index.timestamps, timestamp)
         return max(block.start_seq + index, streamer.durable.trim_point)
 
@@ -119,6 +125,7 @@ class Reader:
         tail = streamer.durable.next_seq
         seq = max(start_seq, streamer.durable.trim_point)
         result = ReadBatch(next_seq=seq)
+        missing: str | None = None
         while seq < tail and not self._full(result, batch_count, batch_bytes):
             recent = streamer.recent_blocks_from(seq)
             if recent is not None:
@@ -131,17 +138,29 @@ class Reader:
                         break  # a limit, or the batch's size, stopped inside this block
                 break
             chunks = await self._chunks_from(streamer.stream_id, seq)
-            stopped_inside = progressed = False
+            stopped_inside = progressed = refetch = False
             for chunk in chunks:
                 if chunk.start_seq >= tail:
                     break
                 # Blocks are loaded one at a time, only as far as the batch needs.
-                block = await self._load(chunk)
+                try:
+                    block = await self._load(chunk)
+                except ObjectMissing:
+                    # The row was replaced (compaction) or removed (trim, retention) and its
+                    # segment collected since it was fetched: ask the index again, once.
+                    if missing == chunk.segment_key:
+                        raise StorageFailure(f"missing segment {chunk.segment_key}") from None
+                    missing = chunk.segment_key
+                    self.forget_stream(streamer.stream_id)
+                    refetch = True
+                    break
                 seq = self._take(block, seq, wanted, batch_count, batch_bytes, result)
                 progressed = True
                 if seq < block.end_seq:
                     stopped_inside = True  # the batch is as full as it can be
                     break
+            if refetch:
+                continue
             if stopped_inside or not progressed:
                 break  # done, or the rest expired, or it is not yet visible at this tail
         return result

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from storagecore import limits
@@ -121,10 +121,17 @@ class Streamer:
         self._last_accepted: asyncio.Future[None] | None = None
         self._inflight = 0
         self.last_used = asyncio.get_running_loop().time()
+        # Called with the stream id when a trim becomes durable (the trim task's trigger).
+        self.on_trim: Callable[[int], None] | None = None
 
     @property
     def tail(self) -> StreamPosition:
         return self.durable.tail
+
+    @property
+    def appending(self) -> bool:
+        """Appends accepted and not yet answered."""
+        return self._inflight > 0
 
     @property
     def busy(self) -> bool:
@@ -214,7 +221,10 @@ class Streamer:
     # Committer callbacks.
 
     def on_durable(self, block: Block, state: WriterState, expires_at_ms: int | None) -> None:
+        trimmed = state.trim_point > self.durable.trim_point
         self.durable = state
+        if trimmed and self.on_trim is not None:
+            self.on_trim(self.stream_id)
         cached = CachedBlock(block, expires_at_ms)
         recent = self._recent
         recent.blocks.append(cached)
@@ -267,11 +277,13 @@ class StreamerRegistry:
         self.budget = budget
         self._streamers: dict[int, Streamer] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        self.on_trim: Callable[[int], None] | None = None
 
     def get(self, stream_id: int) -> Streamer:
         streamer = self._streamers.get(stream_id)
         if streamer is None:
             streamer = Streamer(stream_id, self.committer, self.catalog, self.clock, self.budget)
+            streamer.on_trim = self.on_trim
             self._streamers[stream_id] = streamer
         return streamer
 

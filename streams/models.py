@@ -20,6 +20,8 @@ class Stream(models.Model):
     created_at = models.DateTimeField()
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
     creation_key = models.CharField(max_length=64, blank=True, default="")
+    # Delete-on-empty (spec §8): when the background pass next examines this stream.
+    empty_deadline_ms = models.BigIntegerField(null=True, blank=True, db_index=True)
 
     class Meta:
         constraints = [

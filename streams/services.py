@@ -5,6 +5,7 @@ The API views, the admin and the init file all go through these functions.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
@@ -13,7 +14,7 @@ from django.utils import timezone
 from basins.models import Basin
 from basins.ordering import byte_ordered_page
 from basins.services import Provision, creation_key, write_transaction
-from storagecore.config import OptionalStreamConfig, StreamReconfiguration
+from storagecore.config import OptionalStreamConfig, StreamConfig, StreamReconfiguration
 from storagecore.errors import (
     BasinDeletionPending,
     BasinNotFound,
@@ -23,6 +24,7 @@ from storagecore.errors import (
     TransactionConflict,
 )
 from streams import events
+from streams.maintenance import empty_deadline_ms
 from streams.models import Stream
 
 
@@ -93,8 +95,9 @@ def do_ensure_stream(basin_name: str, name: str, config: OptionalStreamConfig) -
             desired = config.merge(basin.basin_config().default_stream_config)
             if stream.stream_config() == desired:
                 return Provisioned(stream, Provision.NOOP)
+            _arm_delete_on_empty(stream, stream.stream_config(), desired)
             stream.set_stream_config(desired)
-            stream.save(update_fields=["config"])
+            stream.save(update_fields=["config", "empty_deadline_ms"])
             transaction.on_commit(lambda: events.stream_changed(basin_name, name))
             return Provisioned(stream, Provision.UPDATED)
     except IntegrityError:
@@ -110,9 +113,22 @@ def _new_stream(basin: Basin, name: str, config: OptionalStreamConfig, key: str)
         created_at=timezone.now(),
         creation_key=key,
     )
-    stream.set_stream_config(config.merge(basin_config.default_stream_config))
+    resolved = config.merge(basin_config.default_stream_config)
+    stream.set_stream_config(resolved)
+    _arm_delete_on_empty(stream, StreamConfig(), resolved)
     stream.save()
     return stream
+
+
+def _arm_delete_on_empty(stream: Stream, before: StreamConfig, after: StreamConfig) -> None:
+    """Arm the delete-on-empty deadline when the feature is switched on (spec §8):
+    now + retention age (0 for infinite) + min_age + 600 s; disarm it when switched off."""
+    min_age_s = after.delete_on_empty_min_age_s
+    if min_age_s == 0:
+        stream.empty_deadline_ms = None
+    elif before.delete_on_empty_min_age_s == 0:
+        now_ms = time.time_ns() // 1_000_000
+        stream.empty_deadline_ms = empty_deadline_ms(after.retention_policy, min_age_s, now_ms)
 
 
 def do_reconfigure_stream(
@@ -126,10 +142,13 @@ def do_reconfigure_stream(
             raise StreamNotFound(basin_name, name)
         if stream.is_deleting:
             raise StreamDeletionPending()
-        optional = reconfiguration.apply(stream.stream_config().to_optional())
+        before = stream.stream_config()
+        optional = reconfiguration.apply(before.to_optional())
         optional.validate()
-        stream.set_stream_config(optional.merge(basin.basin_config().default_stream_config))
-        stream.save(update_fields=["config"])
+        after = optional.merge(basin.basin_config().default_stream_config)
+        _arm_delete_on_empty(stream, before, after)
+        stream.set_stream_config(after)
+        stream.save(update_fields=["config", "empty_deadline_ms"])
         transaction.on_commit(lambda: events.stream_changed(basin_name, name))
         return stream
 

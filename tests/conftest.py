@@ -19,14 +19,14 @@ def api(transactional_db: None) -> Iterator[AsgiClient]:
 def records_api(transactional_db: None) -> Iterator[AsgiClient]:
     """The full HTTP stack with the server runtime (record log in memory) running.
 
-    The background deletion task is stopped at once: its passes would race the test's
+    The background tasks are stopped at once: their passes would race the test's
     requests on the shared in-memory SQLite test database, which reports "table is
-    locked" instead of waiting. Tests run deletion passes explicitly instead."""
+    locked" instead of waiting. Tests run passes explicitly instead."""
     from s2site import runtime
 
     client = AsgiClient(lifespan=True)
     running = runtime.current()
-    assert running is not None and running.deletions is not None
-    client.run(running.deletions.stop())
+    assert running is not None and running.lifecycle is not None
+    client.run(running.lifecycle.stop())
     yield client
     client.close()

@@ -61,7 +61,8 @@ class DjangoCatalog:
     async def commit_flush(
         self, epoch: int, chunks: Sequence[ChunkRef], states: dict[int, WriterState]
     ) -> None:
-        await self._in(self._writer, lambda: _commit_flush(epoch, chunks, states))
+        now = self.clock.now_ms()
+        await self._in(self._writer, lambda: _commit_flush(epoch, chunks, states, now))
 
     async def chunks_from(self, stream_id: int, seq_num: int, limit: int) -> list[ChunkRef]:
         now = self.clock.now_ms()
@@ -116,15 +117,22 @@ def _load_state(stream_id: int) -> WriterState:
 _SHIFT = 2**63  # U64Field's storage offset (storagecore.models)
 
 
-def _commit_flush(epoch: int, chunks: Sequence[ChunkRef], states: dict[int, WriterState]) -> None:
+def _commit_flush(
+    epoch: int, chunks: Sequence[ChunkRef], states: dict[int, WriterState], now_ms: int = 0
+) -> None:
     """One transaction per flush, in plain SQL: this runs once per flush on the append path.
 
     The lease row is claimed with an UPDATE guarded by the epoch, which both checks
-    that this server still holds the lease and locks the row until commit."""
+    that this server still holds the lease and locks the row until commit. The
+    stream rows' storage accounting grows by the new blocks in the same upsert."""
     lease = WriterLease._meta.db_table
     chunk_table = Chunk._meta.db_table
     log_table = StreamLog._meta.db_table
     connection = connections["default"]
+    added: dict[int, tuple[int, int]] = {}
+    for c in chunks:
+        stored, metered = added.get(c.stream_id, (0, 0))
+        added[c.stream_id] = (stored + c.length, metered + c.metered_bytes)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"UPDATE {lease} SET epoch = epoch WHERE id = 1 AND epoch = %s", [epoch])
         if cursor.rowcount != 1:
@@ -150,10 +158,14 @@ def _commit_flush(epoch: int, chunks: Sequence[ChunkRef], states: dict[int, Writ
             ],
         )
         cursor.executemany(
-            f"INSERT INTO {log_table} (stream_id, next_seq, last_ts, fencing_token, trim_point) "
-            "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET "
+            f"INSERT INTO {log_table} (stream_id, next_seq, last_ts, fencing_token, trim_point, "
+            "stored_bytes, metered_bytes, written_at_ms) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (stream_id) DO UPDATE SET "
             "next_seq = excluded.next_seq, last_ts = excluded.last_ts, "
-            "fencing_token = excluded.fencing_token, trim_point = excluded.trim_point",
+            "fencing_token = excluded.fencing_token, trim_point = excluded.trim_point, "
+            f"stored_bytes = {log_table}.stored_bytes + excluded.stored_bytes, "
+            f"metered_bytes = {log_table}.metered_bytes + excluded.metered_bytes, "
+            "written_at_ms = excluded.written_at_ms",
             [
                 (
                     stream_id,
@@ -161,6 +173,8 @@ def _commit_flush(epoch: int, chunks: Sequence[ChunkRef], states: dict[int, Writ
                     state.last_ts - _SHIFT,
                     state.fencing_token,
                     state.trim_point - _SHIFT,
+                    *added.get(stream_id, (0, 0)),
+                    now_ms,
                 )
                 for stream_id, state in states.items()
             ],

@@ -16,7 +16,7 @@ import threading
 import uuid
 from pathlib import Path
 
-from storagecore.ports import ObjectExists
+from storagecore.ports import ObjectExists, ObjectMissing
 
 
 class LocalObjectStore:
@@ -63,9 +63,12 @@ class LocalObjectStore:
 
     @staticmethod
     def _get(path: Path, offset: int, length: int) -> bytes:
-        with path.open("rb") as handle:
-            handle.seek(offset)
-            return handle.read(length)
+        try:
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise ObjectMissing(str(path)) from None
 
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._path(key).unlink, True)

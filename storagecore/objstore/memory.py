@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from storagecore.ports import ObjectExists
+from storagecore.ports import ObjectExists, ObjectMissing
 
 
 class MemoryObjectStore:
@@ -15,7 +15,10 @@ class MemoryObjectStore:
         self._objects[key] = data if type(data) is bytes else bytes(data)
 
     async def get(self, key: str, offset: int, length: int) -> bytes:
-        return self._objects[key][offset : offset + length]
+        data = self._objects.get(key)
+        if data is None:
+            raise ObjectMissing(key)
+        return data[offset : offset + length]
 
     async def delete(self, key: str) -> None:
         self._objects.pop(key, None)

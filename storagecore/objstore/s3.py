@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from storagecore.ports import ObjectExists
+from storagecore.ports import ObjectExists, ObjectMissing
 
 _T = TypeVar("_T")
 
@@ -138,7 +138,7 @@ class S3ObjectStore:
             )
         except ClientError as exc:
             if _error_code(exc) in _MISSING_CODES:
-                raise KeyError(key) from None
+                raise ObjectMissing(key) from None
             if _error_code(exc) == "InvalidRange":
                 return b""  # the range starts at or past the end of the object
             raise

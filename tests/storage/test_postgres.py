@@ -38,6 +38,18 @@ def _require_postgres() -> None:
 
 
 def test_django_catalog_on_postgres() -> None:
+    _run_on_postgres("tests/storage/test_django_catalog.py")
+
+
+def test_lifecycle_on_postgres() -> None:
+    _run_on_postgres(
+        "tests/storage/test_lifecycle.py",
+        "tests/storage/test_compaction.py",
+        "tests/storage/test_deletion_lifecycle.py",
+    )
+
+
+def _run_on_postgres(*test_files: str) -> None:
     _require_postgres()
     database = f"s2_catalog_test_{os.getpid()}"
     env = {
@@ -46,7 +58,7 @@ def test_django_catalog_on_postgres() -> None:
         "S2_EXPECT_DB_VENDOR": "postgresql",
     }
     child = subprocess.run(
-        [sys.executable, *PYTEST_ARGS.split(), "tests/storage/test_django_catalog.py"],
+        [sys.executable, *PYTEST_ARGS.split(), *test_files],
         cwd=REPO_ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
