@@ -24,7 +24,7 @@ from typing import Protocol
 from storagecore import paths
 from storagecore.errors import StorageFailure, Unavailable
 from storagecore.ports import Catalog, ChunkRef, Clock, Fenced, ObjectStore
-from storagecore.segment import Block, BlockIndex, encode_block_parts, encode_segment_header
+from storagecore.segment import Block, BlockIndex, encode_segment_header
 from storagecore.sequencer import SequencedRun, WriterState
 
 logger = logging.getLogger(__name__)
@@ -160,14 +160,7 @@ class Committer:
         ] = []
         for listener, runs in grouped:
             block = _merge_runs(listener.stream_id, runs)
-            encoded = encode_block_parts(
-                block.stream_id,
-                block.start_seq,
-                block.index.timestamps,
-                block.index.metered,
-                block.index.lengths,
-                block.payload,
-            )
+            encoded = block.encoded_parts()
             expiry = runs[-1].expires_at_ms
             blocks.append((listener, block, encoded, runs[-1].run.state, expiry))
         header = encode_segment_header(self.epoch, self._flush_number, len(blocks))

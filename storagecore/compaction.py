@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from storagecore import limits
 from storagecore.ports import ChunkRef
-from storagecore.segment import Block, BlockIndex, encode_block_parts, encode_segment_header
+from storagecore.segment import Block, BlockIndex, encode_segment_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +139,7 @@ def encode(
             raise ValueError(f"index and block disagree in {row.chunk.segment_key}")
     block = merge(blocks)
     header = encode_segment_header(epoch, number, 1)
-    parts = encode_block_parts(
-        block.stream_id,
-        block.start_seq,
-        block.index.timestamps,
-        block.index.metered,
-        block.index.lengths,
-        block.payload,
-    )
+    parts = block.encoded_parts()
     expiries = [r.chunk.expires_at_ms for r in group]
     chunk = ChunkRef(
         stream_id=block.stream_id,

@@ -106,6 +106,18 @@ class Block:
             self._offsets = [0, *accumulate(self.index.lengths)]
         return self._offsets
 
+    def encoded_parts(self) -> tuple[bytes, bytes, bytes]:
+        """This block as a segment holds it: (header and index, payload, checksum)."""
+        index = self.index
+        return encode_block_parts(
+            self.stream_id,
+            self.start_seq,
+            index.timestamps,
+            index.metered,
+            index.lengths,
+            self.payload,
+        )
+
 
 def encode_block(
     stream_id: int,

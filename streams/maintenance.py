@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from basins.services import write_transaction
 from storagecore import limits
+from storagecore.catalog.django import chunk_ref
 from storagecore.compaction import Row
 from storagecore.config import RetentionPolicy
 from storagecore.models import Chunk, GarbageSegment, StreamLog
@@ -194,7 +195,7 @@ def rows_to_compact(stream_id: int, now_ms: int, limit: int) -> tuple[list[Row],
         .filter(Q(expires_at_ms__isnull=True) | Q(expires_at_ms__gt=now_ms))
         .order_by("start_seq")[: limit + 1]
     )
-    found = [Row(row.pk, _to_ref(row)) for row in rows]
+    found = [Row(row.pk, chunk_ref(row)) for row in rows]
     return found[:limit], len(found) <= limit
 
 
@@ -230,21 +231,6 @@ def switch_rows(old: list[Row], new: ChunkRef, now_ms: int) -> None:
 def abandon_segment(key: str, now_ms: int) -> None:
     with write_transaction():
         mark_garbage([key], now_ms)
-
-
-def _to_ref(row: Chunk) -> ChunkRef:
-    return ChunkRef(
-        stream_id=row.stream_id,
-        start_seq=row.start_seq,
-        end_seq=row.end_seq,
-        first_ts=row.first_ts,
-        last_ts=row.last_ts,
-        metered_bytes=row.metered_bytes,
-        expires_at_ms=row.expires_at_ms,
-        segment_key=row.segment_key,
-        offset=row.offset,
-        length=row.length,
-    )
 
 
 # Storage accounting.

@@ -181,7 +181,8 @@ def _commit_flush(
         )
 
 
-def _to_ref(row: Chunk) -> ChunkRef:
+def chunk_ref(row: Chunk) -> ChunkRef:
+    """An index row as the engine sees it."""
     return ChunkRef(
         stream_id=row.stream_id,
         start_seq=row.start_seq,
@@ -202,7 +203,7 @@ def _chunks_from(stream_id: int, seq_num: int, limit: int, now_ms: int) -> list[
         .filter(_unexpired(now_ms))
         .order_by("start_seq")[:limit]
     )
-    return [_to_ref(row) for row in rows]
+    return [chunk_ref(row) for row in rows]
 
 
 def _first_seq_at_or_after(stream_id: int, timestamp: int, now_ms: int) -> int | None:
