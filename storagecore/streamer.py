@@ -267,6 +267,9 @@ class StreamerRegistry:
     def __len__(self) -> int:
         return len(self._streamers)
 
+    def active(self) -> list[Streamer]:
+        return list(self._streamers.values())
+
     def start(self, idle_timeout_s: float = limits.streamer_idle_timeout_s) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(
             self._sweep(idle_timeout_s), name="s2-streamer-sweeper"

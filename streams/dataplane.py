@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -177,6 +177,16 @@ async def _read_body(receive: Receive, request: req.RawRequest, error: type[S2Er
     return b"".join(chunks)
 
 
+@contextlib.contextmanager
+def _counted(engine: Engine, kind: str) -> Iterator[None]:
+    """Count an open streaming session of ``kind`` (for ``/metrics``)."""
+    engine.observer.session_opened(kind)
+    try:
+        yield
+    finally:
+        engine.observer.session_closed(kind)
+
+
 # Append (spec §3).
 
 
@@ -280,7 +290,8 @@ async def append(
     if content_type == S2S_TYPE:
         stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
         _plaintext_only(stream)
-        await append_session(plane.engine, stream, request, receive, send)
+        with _counted(plane.engine, "append-s2s"):
+            await append_session(plane.engine, stream, request, receive, send)
         return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
@@ -485,9 +496,10 @@ async def read(
     stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
     _plaintext_only(stream)
     if mode != "unary":
-        await session_read(
-            plane.engine, stream, read_request, mode, fmt, resume, request, receive, send
-        )
+        with _counted(plane.engine, f"read-{mode}"):
+            await session_read(
+                plane.engine, stream, read_request, mode, fmt, resume, request, receive, send
+            )
         return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
     if _wants_protobuf(request):
