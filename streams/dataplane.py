@@ -366,8 +366,10 @@ async def append_session(
         await _until_disconnect(receive, disconnected)
 
     async def write_acks() -> None:
+        carried: Any = None
         while True:
-            item = await pending.get()
+            item = carried if carried is not None else await pending.get()
+            carried = None
             if item is _END:
                 return
             error = item if isinstance(item, S2Error) else None
@@ -377,8 +379,16 @@ async def append_session(
                 except S2Error as exc:
                     error = exc
                 else:
-                    message = _ack_protobuf(ack)
-                    await _send_chunk(send, s2s.encode_message(message, compression))
+                    frames = [s2s.encode_message(_ack_protobuf(ack), compression)]
+                    # Acknowledgements already due leave in the same chunk (fewer sends).
+                    while not pending.empty():
+                        carried = pending.get_nowait()
+                        if not _succeeded(carried):
+                            break
+                        ack = carried.result()
+                        frames.append(s2s.encode_message(_ack_protobuf(ack), compression))
+                        carried = None
+                    await _send_chunk(send, b"".join(frames))
                     continue
             await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
             return
@@ -410,6 +420,15 @@ async def append_session(
         if not disconnected.is_set():
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _succeeded(item: Any) -> bool:
+    return (
+        isinstance(item, asyncio.Future)
+        and item.done()
+        and not item.cancelled()
+        and item.exception() is None
+    )
 
 
 def _session_input(frame: s2s.Frame) -> AppendBatch:

@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="largest append input (default 1 MiB)",
     )
     parser.add_argument(
+        "--linger",
+        type=duration,
+        default=0.0,
+        help="hold a due record this long for more to join its append (default 0)",
+    )
+    parser.add_argument(
         "--inflight-bytes",
         type=int,
         default=16 * 1024 * 1024,
@@ -92,7 +98,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     unary_group.add_argument("--concurrency", type=int, default=1)
     unary_group.add_argument("--total-mib", type=int, default=256)
     unary_group.add_argument("--streams", type=int, default=1000)
-    unary_group.add_argument("--http2", action="store_true", help="h2c instead of HTTP/1.1")
+    parser.add_argument("--http2", action="store_true", help="HTTP/2 cleartext instead of HTTP/1.1")
     unary_group.add_argument(
         "--count-segments",
         metavar="DIR",
@@ -131,7 +137,7 @@ async def _run(
             {**options, "endpoint": f"http://{endpoint.host}:{endpoint.port}"}
         )
         return {"mode": options["unary"], "lines": lines}, lines
-    client = S2Client(target)
+    client = S2Client(target, http2=options["http2"])
     try:
         if options["followers"]:
             config = followers.FollowersConfig(
@@ -149,6 +155,7 @@ async def _run(
             catchup_delay_s=options["catchup_delay"],
             batch_bytes=min(options["batch_bytes"], BATCH_BYTES_MAX),
             inflight_bytes=options["inflight_bytes"],
+            linger_s=options["linger"],
         )
         progress = None if options["no_progress"] else stream.terminal(err)
         report = await stream.run_stream_bench(client, stream_config, progress)

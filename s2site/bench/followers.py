@@ -21,9 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from s2site.bench.h2client import H2Connection
 from s2site.bench.records import ChainVerifier, ChainWriter, VerificationError
-from s2site.bench.s2client import S2Client
+from s2site.bench.s2client import Connection, S2Client
 from s2site.bench.stats import Latencies, describe, summarize
 from s2site.bench.stream import STREAM_CONFIG, Clock
 
@@ -48,7 +47,7 @@ class _Follower:
 
 async def _follow(
     client: S2Client,
-    connection: H2Connection,
+    connection: Connection,
     stream: str,
     follower: _Follower,
     clock: Clock,
@@ -85,7 +84,7 @@ async def run_followers_bench(client: S2Client, config: FollowersConfig) -> dict
 
 
 async def _bench(
-    client: S2Client, control: H2Connection, stream: str, config: FollowersConfig
+    client: S2Client, control: Connection, stream: str, config: FollowersConfig
 ) -> dict[str, Any]:
     clock = Clock()
     expected = max(1, int(config.duration_s / config.interval_s))

@@ -1,4 +1,5 @@
-"""The parts of the S2 API that the bench uses, over ``h2client`` (h2c, prior knowledge).
+"""The parts of the S2 API that the bench uses, over HTTP/1.1 (``h1client``, the
+default) or HTTP/2 cleartext with prior knowledge (``h2client``).
 
 Streams are created and deleted with JSON requests; records flow through S2S
 sessions (spec §5.2): an append session sends ``AppendInput`` frames and receives
@@ -11,11 +12,37 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
-from s2site.bench.h2client import H2Connection, H2Stream
+from s2site.bench.h1client import H1Connection
+from s2site.bench.h2client import H2Connection
 from streams.protocol import messages, s2s
+
+
+class HttpStream(Protocol):
+    async def status(self) -> int: ...
+
+    async def read(self) -> bytes: ...
+
+    async def read_all(self) -> bytes: ...
+
+    async def send(self, data: bytes, end: bool = False) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+class Connection(Protocol):
+    async def request(
+        self,
+        method: str,
+        path: str,
+        headers: list[tuple[str, str]],
+        body: bytes | None = None,
+        end: bool = True,
+    ) -> HttpStream: ...
+
+    async def close(self) -> None: ...
 
 
 class S2Failure(Exception):
@@ -61,14 +88,20 @@ class Target:
 
 
 class S2Client:
-    def __init__(self, target: Target) -> None:
+    def __init__(self, target: Target, http2: bool = False) -> None:
         self.target = target
-        self._connections: list[H2Connection] = []
+        self.http2 = http2
+        self._connections: list[Connection] = []
 
-    async def connect(self) -> H2Connection:
-        """A new connection to the basin endpoint (sessions can be spread over several)."""
+    async def connect(self) -> Connection:
+        """A new connection to the basin endpoint (HTTP/2: sessions share it; HTTP/1.1:
+        each request opens its own TCP connection)."""
         endpoint = self.target.basin_endpoint
-        connection = await H2Connection.open(endpoint.host, endpoint.port)
+        connection: Connection
+        if self.http2:
+            connection = await H2Connection.open(endpoint.host, endpoint.port)
+        else:
+            connection = H1Connection(endpoint.host, endpoint.port)
         self._connections.append(connection)
         return connection
 
@@ -87,7 +120,7 @@ class S2Client:
         return headers
 
     async def _json(
-        self, connection: H2Connection, method: str, path: str, body: Any = None
+        self, connection: Connection, method: str, path: str, body: Any = None
     ) -> tuple[int, Any]:
         payload = None if body is None else json.dumps(body).encode()
         content_type = None if body is None else "application/json"
@@ -96,7 +129,7 @@ class S2Client:
         raw = await stream.read_all()
         return status, (json.loads(raw) if raw else None)
 
-    async def create_stream(self, connection: H2Connection, name: str, config: Any) -> None:
+    async def create_stream(self, connection: Connection, name: str, config: Any) -> None:
         body = {"stream": name, "config": config}
         status, reply = await self._json(connection, "POST", "/v1/streams", body)
         if status == 404 and isinstance(reply, dict) and reply.get("code") == "basin_not_found":
@@ -109,12 +142,12 @@ class S2Client:
         if status != 201:
             raise S2Failure(f"creating stream {name}: {status} {reply}")
 
-    async def delete_stream(self, connection: H2Connection, name: str) -> None:
+    async def delete_stream(self, connection: Connection, name: str) -> None:
         status, reply = await self._json(connection, "DELETE", f"/v1/streams/{quote(name)}")
         if status not in (202, 404):
             raise S2Failure(f"deleting stream {name}: {status} {reply}")
 
-    async def append_session(self, connection: H2Connection, name: str) -> AppendSession:
+    async def append_session(self, connection: Connection, name: str) -> AppendSession:
         stream = await connection.request(
             "POST",
             f"/v1/streams/{quote(name, safe='')}/records",
@@ -124,7 +157,7 @@ class S2Client:
         return AppendSession(stream)
 
     async def read_session(
-        self, connection: H2Connection, name: str, seq_num: int, wait_s: int | None = None
+        self, connection: Connection, name: str, seq_num: int, wait_s: int | None = None
     ) -> ReadSession:
         query = {"seq_num": seq_num} if wait_s is None else {"seq_num": seq_num, "wait": wait_s}
         stream = await connection.request(
@@ -135,7 +168,7 @@ class S2Client:
         return ReadSession(stream)
 
 
-async def _frames(stream: H2Stream) -> AsyncIterator[s2s.Frame]:
+async def _frames(stream: HttpStream) -> AsyncIterator[s2s.Frame]:
     status = await stream.status()
     if status != 200:
         raise S2Failure(f"session refused: {status} {(await stream.read_all())[:300]!r}")
@@ -151,7 +184,7 @@ async def _frames(stream: H2Stream) -> AsyncIterator[s2s.Frame]:
 
 
 class AppendSession:
-    def __init__(self, stream: H2Stream) -> None:
+    def __init__(self, stream: HttpStream) -> None:
         self._stream = stream
 
     async def send(self, append_input: bytes) -> None:
@@ -171,7 +204,7 @@ class AppendSession:
 
 
 class ReadSession:
-    def __init__(self, stream: H2Stream) -> None:
+    def __init__(self, stream: HttpStream) -> None:
         self._stream = stream
 
     async def batches(self) -> AsyncIterator[Any]:

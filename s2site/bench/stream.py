@@ -3,9 +3,10 @@
 A temporary stream (retention 1 h, delete-on-empty after 60 s, client-required
 uncapped timestamps) receives records of ``record_size`` metered bytes through one
 S2S append session at ``target_mibps`` (0: as fast as acknowledgements allow) for
-``duration_s``, while a live S2S read session follows it. After ``catchup_delay_s``
-everything is read back from the start. Each record's timestamp is the moment it
-was due (microseconds since the bench started), so:
+``duration_s`` (records due together share an append input; ``linger_s`` holds a
+record that long for more to join it), while a live S2S read session follows it.
+After ``catchup_delay_s`` everything is read back from the start. Each record's
+timestamp is the moment it was due (microseconds since the bench started), so:
 
 * ack latency = acknowledgement received - record due, which includes any time the
   record waited for the in-flight window or the session (back-pressure shows);
@@ -28,7 +29,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from s2site.bench.h2client import H2Connection
 from s2site.bench.records import (
     BATCH_BYTES_MAX,
     BATCH_RECORDS_MAX,
@@ -36,7 +36,7 @@ from s2site.bench.records import (
     ChainWriter,
     VerificationError,
 )
-from s2site.bench.s2client import AppendSession, S2Client
+from s2site.bench.s2client import AppendSession, Connection, S2Client
 from s2site.bench.stats import Latencies, describe
 
 MIB = 1024 * 1024
@@ -57,6 +57,7 @@ class StreamBenchConfig:
     catchup_delay_s: float = 20.0
     batch_bytes: int = BATCH_BYTES_MAX
     inflight_bytes: int = 16 * MIB
+    linger_s: float = 0.0
 
 
 @dataclass(slots=True)
@@ -136,6 +137,12 @@ class Writer:
             if interval and next_due > now:
                 await asyncio.sleep(next_due - now)
                 continue
+            if interval and config.linger_s:
+                # Hold the first due record up to ``linger_s`` so that more join its batch.
+                send_at = min(next_due + config.linger_s, deadline)
+                if send_at > now:
+                    await asyncio.sleep(send_at - now)
+                    now = time.perf_counter()
             if not interval:
                 # Unthrottled: a record is ready once there is room to send it.
                 await self._wait_for_room(per_batch * size, acks)
@@ -195,7 +202,7 @@ class Writer:
 
 async def live_read(
     client: S2Client,
-    connection: H2Connection,
+    connection: Connection,
     stream: str,
     verifier: ChainVerifier,
     clock: Clock,
@@ -221,7 +228,7 @@ class CatchUp:
 
 
 async def catch_up(
-    client: S2Client, connection: H2Connection, stream: str, record_size: int
+    client: S2Client, connection: Connection, stream: str, record_size: int
 ) -> tuple[CatchUp, ChainVerifier]:
     verifier = ChainVerifier(record_size)
     session = await client.read_session(connection, stream, 0, wait_s=0)
@@ -272,8 +279,8 @@ async def run_stream_bench(
 
 async def _bench(
     client: S2Client,
-    control: H2Connection,
-    sessions: H2Connection,
+    control: Connection,
+    sessions: Connection,
     stream: str,
     config: StreamBenchConfig,
     progress_out: TextIO | None,
@@ -314,6 +321,7 @@ async def _bench(
         "stream": stream,
         "record_size": config.record_size,
         "target_mibps": config.target_mibps,
+        "linger_ms": config.linger_s * 1000,
         "write": {
             "records": writer.records,
             "bytes": writer.records * config.record_size,
@@ -356,7 +364,7 @@ def report_lines(report: dict[str, Any]) -> list[str]:
     write, catchup = report["write"], report["catchup"]
     return [
         f"stream {report['stream']}: {report['record_size']} B records, "
-        f"target {report['target_mibps']:g} MiB/s",
+        f"target {report['target_mibps']:g} MiB/s, linger {report['linger_ms']:g} ms",
         f"write:   {write['mibps']:.2f} MiB/s, {write['records_per_s']:,.0f} records/s "
         f"({write['bytes']:,} bytes, {write['records']:,} records in {write['elapsed_s']:.2f} s)",
         f"ack latency:        {describe(report['ack_latency_ms'])}",
