@@ -29,25 +29,32 @@ from s2site.api.edge import (  # noqa: E402
     Send,
     V1Edge,
 )
+from s2site.metrics import MetricsApp  # noqa: E402
 from streams.dataplane import RecordsApp, is_records_path  # noqa: E402
 
 
 class Router:
-    """Record routes to the raw ASGI data plane, everything else to Django."""
+    """Record routes to the raw ASGI data plane, ``/metrics`` to the exposition,
+    everything else to Django."""
 
-    def __init__(self, records: ASGIApp, django: ASGIApp) -> None:
+    def __init__(self, records: ASGIApp, metrics: ASGIApp, django: ASGIApp) -> None:
         self.records = records
+        self.metrics = metrics
         self.django = django
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_records_path(scope["path"]):
             await self.records(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] == "/metrics":
+            await self.metrics(scope, receive, send)
         else:
             await self.django(scope, receive, send)
 
 
 def build_http_app() -> ASGIApp:
-    router = Router(RecordsApp(runtime.current), BodyLimit(django_application))
+    router = Router(
+        RecordsApp(runtime.current), MetricsApp(runtime.current), BodyLimit(django_application)
+    )
     app: ASGIApp = HeadWithoutBody(V1Edge(router))
     return Cors(app) if settings.S2_CORS else app
 

@@ -20,6 +20,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
+from s2site import metrics
 from storagecore import limits
 from storagecore.catalog.django import DjangoCatalog
 from storagecore.compaction import CompactionSettings
@@ -55,6 +56,7 @@ def engine_settings() -> EngineSettings:
         key_prefix=settings.S2_PATH,
         append_inflight_bytes=settings.S2_APPEND_INFLIGHT_BYTES,
         writer_nonce=secrets.randbits(64),
+        observer=metrics.OBSERVER,
     )
 
 

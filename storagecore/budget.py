@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
+
+from storagecore.observe import NO_OBSERVER, EngineObserver
 
 
 class ByteBudget:
@@ -13,8 +16,9 @@ class ByteBudget:
     by small ones, and appends of one session stay in order.
     """
 
-    def __init__(self, capacity_bytes: int) -> None:
+    def __init__(self, capacity_bytes: int, observer: EngineObserver = NO_OBSERVER) -> None:
         self.capacity_bytes = capacity_bytes
+        self.observer = observer
         self.available_bytes = capacity_bytes
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
 
@@ -22,11 +26,14 @@ class ByteBudget:
         size = min(size, self.capacity_bytes)
         if not self._waiters and self.available_bytes >= size:
             self.available_bytes -= size
+            self.observer.append_permit_waited(0.0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((size, future))
+        started = time.perf_counter()
         try:
             await future
+            self.observer.append_permit_waited(time.perf_counter() - started)
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():
                 self.release(size)  # granted just as we were cancelled

@@ -23,6 +23,7 @@ from typing import Protocol
 
 from storagecore import paths
 from storagecore.errors import StorageFailure, Unavailable
+from storagecore.observe import NO_OBSERVER, EngineObserver, FlushStats
 from storagecore.ports import Catalog, ChunkRef, Clock, Fenced, ObjectStore
 from storagecore.segment import Block, BlockIndex, encode_segment_header
 from storagecore.sequencer import SequencedRun, WriterState
@@ -54,6 +55,7 @@ class CommitterSettings:
     flush_bytes: int = 8 * 1024 * 1024
     key_prefix: str = ""
     writer_nonce: int = 0
+    observer: EngineObserver = NO_OBSERVER
 
 
 class Committer:
@@ -150,6 +152,7 @@ class Committer:
                 return
 
     async def _flush(self, batch: list[PendingRun]) -> None:
+        flush_started = time.perf_counter()
         self._flush_number += 1
         key = paths.segment_key(
             self.settings.key_prefix, self.epoch, self.settings.writer_nonce, self._flush_number
@@ -188,8 +191,12 @@ class Committer:
             parts = [header]
             for _listener, _block, encoded_parts, _state, _expiry in blocks:
                 parts.extend(encoded_parts)
-            await self.store.put(key, b"".join(parts))
+            segment = b"".join(parts)
+            started = time.perf_counter()
+            await self.store.put(key, segment)
+            written = time.perf_counter()
             await self.catalog.commit_flush(self.epoch, chunks, states)
+            committed = time.perf_counter()
         except Fenced:
             logger.error("fenced out by another server: appends now fail")
             self._fenced = True
@@ -203,6 +210,17 @@ class Committer:
         finally:
             self.writing_key = None
         self.flushes += 1
+        records = sum(block.end_seq - block.start_seq for _l, block, _e, _s, _x in blocks)
+        self.settings.observer.flush_done(
+            FlushStats(
+                committed - flush_started,
+                written - started,
+                committed - written,
+                len(segment),
+                records,
+                len(blocks),
+            )
+        )
         for listener, block, _encoded, state, expiry in blocks:
             listener.on_durable(block, state, expiry)
         for pending in batch:

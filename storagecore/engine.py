@@ -7,11 +7,13 @@ on the same database and bucket) and hands it to the data plane.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from storagecore import limits
 from storagecore.budget import ByteBudget
 from storagecore.committer import Committer, CommitterSettings
+from storagecore.observe import NO_OBSERVER, EngineObserver
 from storagecore.ports import Catalog, Clock, ObjectStore
 from storagecore.positions import AppendAck, StreamPosition
 from storagecore.reader import BlockCache, Reader
@@ -29,6 +31,8 @@ class EngineSettings:
     streamer_idle_timeout_s: float = limits.streamer_idle_timeout_s
     # Part of every segment name; the runtime draws it at random for each start.
     writer_nonce: int = 0
+    # Told about appends and flushes (metrics); does nothing by default.
+    observer: EngineObserver = NO_OBSERVER
 
 
 class Engine:
@@ -39,8 +43,9 @@ class Engine:
         self.catalog = catalog
         self.clock = clock
         self.settings = settings
+        self.observer = settings.observer
         self.budget = ByteBudget(
-            max(settings.append_inflight_bytes, limits.append_inflight_bytes_min)
+            max(settings.append_inflight_bytes, limits.append_inflight_bytes_min), self.observer
         )
         self.reader = Reader(catalog, store, clock, BlockCache(settings.block_cache_bytes))
         self.epoch = 0
@@ -59,6 +64,7 @@ class Engine:
                 flush_bytes=self.settings.flush_bytes,
                 key_prefix=self.settings.key_prefix,
                 writer_nonce=self.settings.writer_nonce,
+                observer=self.observer,
             ),
         )
         self._committer.start()
@@ -91,7 +97,12 @@ class Engine:
         settings: StreamSettings,
         session: AppendSession | None = None,
     ) -> AppendAck:
-        return await self.streamer(stream_id).append(batch, settings, session)
+        started = time.perf_counter()
+        ack = await self.streamer(stream_id).append(batch, settings, session)
+        self.observer.append_acknowledged(
+            time.perf_counter() - started, len(batch.records), batch.metered_bytes
+        )
+        return ack
 
     async def tail(self, stream_id: int) -> StreamPosition:
         streamer = self.streamer(stream_id)

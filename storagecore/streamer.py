@@ -119,6 +119,7 @@ class Streamer:
         self._recent = _Recent()
         self._loaded: asyncio.Future[None] | None = None
         self._last_accepted: asyncio.Future[None] | None = None
+        self._turn: asyncio.Future[None] | None = None
         self._inflight = 0
         self.last_used = asyncio.get_running_loop().time()
         # Called with the stream id when a trim becomes durable (the trim task's trigger).
@@ -161,12 +162,26 @@ class Streamer:
     ) -> AppendAck:
         """Append one batch. Calls made in order are sequenced in that order: admission
         (the budget) is first come first served and sequencing does not wait."""
-        self.last_used = asyncio.get_running_loop().time()
-        await self.budget.acquire(batch.metered_bytes)
+        loop = asyncio.get_running_loop()
+        self.last_used = loop.time()
+        # Waiting (for the budget, or for the first load) must not let a later call
+        # overtake: each append is sequenced only after its predecessor's turn.
+        previous, turn = self._turn, loop.create_future()
+        self._turn = turn
+        try:
+            await self.budget.acquire(batch.metered_bytes)
+        except BaseException:
+            _pass_turn(turn, previous)
+            raise
         try:
             await self.load()
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            # Sequencing below runs before the next append can resume.
+            turn.set_result(None)
             return await self._append_loaded(batch, settings, session)
         finally:
+            _pass_turn(turn, previous)
             self.budget.release(batch.metered_bytes)
 
     async def _append_loaded(
@@ -265,6 +280,19 @@ class Streamer:
         self.followers.discard(follower)
 
 
+def _pass_turn(turn: asyncio.Future[None], previous: asyncio.Future[None] | None) -> None:
+    """An append leaves without being sequenced: the next one goes after ``previous``."""
+
+    def done(_: object = None) -> None:
+        if not turn.done():
+            turn.set_result(None)
+
+    if previous is None or previous.done():
+        done()
+    else:
+        previous.add_done_callback(done)
+
+
 class StreamerRegistry:
     """Creates streamers on demand and stops idle ones."""
 
@@ -295,6 +323,9 @@ class StreamerRegistry:
 
     def __len__(self) -> int:
         return len(self._streamers)
+
+    def active(self) -> list[Streamer]:
+        return list(self._streamers.values())
 
     def start(self, idle_timeout_s: float = limits.streamer_idle_timeout_s) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(

@@ -13,7 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, MutableMapping
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Hashable,
+    Iterator,
+    MutableMapping,
+)
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -175,6 +182,16 @@ async def _read_body(receive: Receive, request: req.RawRequest, error: type[S2Er
     return b"".join(chunks)
 
 
+@contextlib.contextmanager
+def _counted(engine: Engine, kind: str) -> Iterator[None]:
+    """Count an open streaming session of ``kind`` (for ``/metrics``)."""
+    engine.observer.session_opened(kind)
+    try:
+        yield
+    finally:
+        engine.observer.session_closed(kind)
+
+
 # Append (spec §3).
 
 
@@ -278,7 +295,8 @@ async def append(
     if content_type == S2S_TYPE:
         stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
         cipher = encryption.record_cipher(stream, key)
-        await append_session(plane.engine, stream, request, receive, send, cipher=cipher)
+        with _counted(plane.engine, "append-s2s"):
+            await append_session(plane.engine, stream, request, receive, send, cipher=cipher)
         return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
@@ -363,8 +381,10 @@ async def append_session(
         await _until_disconnect(receive, disconnected)
 
     async def write_acks() -> None:
+        carried: Any = None
         while True:
-            item = await pending.get()
+            item = carried if carried is not None else await pending.get()
+            carried = None
             if item is _END:
                 return
             error = item if isinstance(item, S2Error) else None
@@ -374,8 +394,16 @@ async def append_session(
                 except S2Error as exc:
                     error = exc
                 else:
-                    message = _ack_protobuf(ack)
-                    await _send_chunk(send, s2s.encode_message(message, compression))
+                    frames = [s2s.encode_message(_ack_protobuf(ack), compression)]
+                    # Acknowledgements already due leave in the same chunk (fewer sends).
+                    while not pending.empty():
+                        carried = pending.get_nowait()
+                        if not _succeeded(carried):
+                            break
+                        ack = carried.result()
+                        frames.append(s2s.encode_message(_ack_protobuf(ack), compression))
+                        carried = None
+                    await _send_chunk(send, b"".join(frames))
                     continue
             await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
             return
@@ -407,6 +435,15 @@ async def append_session(
         if not disconnected.is_set():
             with contextlib.suppress(Exception):
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _succeeded(item: Any) -> bool:
+    return (
+        isinstance(item, asyncio.Future)
+        and item.done()
+        and not item.cancelled()
+        and item.exception() is None
+    )
 
 
 def _session_input(frame: s2s.Frame) -> AppendBatch:
@@ -493,19 +530,20 @@ async def read(
     stream = await plane.directory.open(basin, name, AutoCreate.ON_READ)
     cipher = encryption.record_cipher(stream, key)
     if mode != "unary":
-        await session_read(
-            plane.engine,
-            stream,
-            read_request,
-            mode,
-            fmt,
-            resume,
-            request,
-            receive,
-            send,
-            cipher=cipher,
-            open_sessions=plane.sessions,
-        )
+        with _counted(plane.engine, f"read-{mode}"):
+            await session_read(
+                plane.engine,
+                stream,
+                read_request,
+                mode,
+                fmt,
+                resume,
+                request,
+                receive,
+                send,
+                cipher=cipher,
+                open_sessions=plane.sessions,
+            )
         return
     batch, tail = await unary_read(plane.engine, stream.stream_id, read_request)
     if cipher is not None:
