@@ -295,8 +295,16 @@ async def append(
     if content_type == S2S_TYPE:
         stream = await plane.directory.open(basin, name, AutoCreate.ON_APPEND)
         cipher = encryption.record_cipher(stream, key)
-        with _counted(plane.engine, "append-s2s"):
-            await append_session(plane.engine, stream, request, receive, send, cipher=cipher)
+        with _counted(plane.engine, "append-s2s"), plane.sessions.track():
+            await append_session(
+                plane.engine,
+                stream,
+                request,
+                receive,
+                send,
+                cipher=cipher,
+                open_sessions=plane.sessions,
+            )
         return
     if content_type in PROTOBUF_TYPES:
         batch = parse_protobuf_append(await _read_body(receive, request, BadProto))
@@ -340,14 +348,18 @@ async def append_session(
     send: Send,
     *,
     cipher: RecordCipher | None,
+    open_sessions: sessions.OpenSessions | None = None,
 ) -> None:
     """Full duplex: inputs are decoded and admitted as they arrive, acknowledgements are
     sent in input order once durable. The first failure ends the session: inputs after
-    it are never appended, earlier ones are acknowledged, then one terminal frame."""
+    it are never appended, earlier ones are acknowledged, then one terminal frame. When
+    the server stops, inputs stop being admitted, those admitted are acknowledged, and a
+    retryable ``unavailable`` terminal frame follows."""
     compression = s2s.choose_compression(req.header(request, "accept-encoding"))
     session = AppendSession()
     pending: asyncio.Queue[Any] = asyncio.Queue(maxsize=SESSION_QUEUE_INPUTS_MAX)
     disconnected = asyncio.Event()
+    closing = open_sessions.closing if open_sessions is not None else asyncio.Event()
 
     async def read_inputs() -> None:
         decoder = s2s.FrameDecoder()
@@ -358,6 +370,8 @@ async def append_session(
                 return
             try:
                 for frame in decoder.feed(message.get("body", b"")):
+                    if closing.is_set():
+                        return  # the server is stopping: admit nothing more
                     batch = _session_input(frame)
                     if cipher is not None:
                         batch = cipher.seal_batch(batch)
@@ -415,15 +429,25 @@ async def append_session(
             "headers": [(b"content-type", b"s2s/proto"), *_SESSION_HEADERS],
         }
     )
+
+    async def stop_when_closing() -> None:
+        await closing.wait()
+        # Behind every input already admitted: those are acknowledged first.
+        await pending.put(Unavailable("the server is shutting down"))
+
     reader = asyncio.ensure_future(read_inputs())
     writer = asyncio.ensure_future(write_acks())
+    stopper = asyncio.ensure_future(stop_when_closing())
     try:
-        # The reader only returns once the client has gone (it listens past the body).
+        # The reader returns once the client has gone (it listens past the body), or when
+        # the server stops; then the writer still acknowledges what was admitted.
         await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        if closing.is_set() and not disconnected.is_set():
+            await writer
         if writer.done():
             writer.result()
     finally:
-        for task in (writer, reader):
+        for task in (writer, reader, stopper):
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from streams.protocol import messages
-from streams.protocol.s2s import FrameDecoder
+from streams.protocol.s2s import Compression, Frame, FrameDecoder, encode_message
 from tests.e2e.conftest import SHUTDOWN_TIMEOUT_S, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -167,3 +167,87 @@ def test_stopping_the_server_ends_following_sessions(tmp_path: Path) -> None:
     assert last.terminal
     assert int.from_bytes(last.payload[:2], "big") == 503
     assert json.loads(last.payload[2:]) == goodbye
+
+
+def _append_input(body: bytes) -> bytes:
+    return messages.AppendInput(records=[messages.AppendRecord(body=body)]).SerializeToString()
+
+
+def test_stopping_the_server_ends_an_open_append_session(tmp_path: Path) -> None:
+    """An append session still sending when the server stops: what it sent is
+    acknowledged, then a 503 ``unavailable`` terminal frame ends it; the server exits at
+    once and nothing acknowledged is lost."""
+    local = tmp_path / "data"
+    server = ServerProcess(tmp_path, "--local-root", str(local))
+    try:
+        server.wait_healthy()
+        basin, path = _setup(server.url)
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        stream_id = conn.get_next_available_stream_id()
+        conn.send_headers(
+            stream_id,
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":authority", "localhost"),
+                (":path", path),
+                ("s2-basin", basin),
+                ("content-type", "s2s/proto"),
+            ],
+        )
+        frames: list[Frame] = []
+        decoder = FrameDecoder()
+        ended = False
+
+        def pump(sock: socket.socket) -> None:
+            nonlocal ended
+            data = sock.recv(1 << 16)
+            if not data:
+                ended = True
+                return
+            try:
+                events = conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                ended = True
+                return
+            for event in events:
+                if isinstance(event, h2.events.DataReceived) and event.stream_id == stream_id:
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream_id)
+                    frames.extend(decoder.feed(event.data))
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream_id:
+                    ended = True
+            sock.sendall(conn.data_to_send())
+
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.settimeout(10)
+            for i in range(5):
+                conn.send_data(
+                    stream_id, encode_message(_append_input(b"before-%d" % i), Compression.NONE)
+                )
+            sock.sendall(conn.data_to_send())
+            while len(frames) < 5:
+                pump(sock)
+            started = time.monotonic()
+            server.proc.send_signal(signal.SIGTERM)
+            while not ended:
+                pump(sock)
+        code = server.wait_exit(SHUTDOWN_TIMEOUT_S)
+        elapsed = time.monotonic() - started
+    finally:
+        server.kill()
+    assert code == 0, server.output()
+    assert elapsed < SHUTDOWN_TIMEOUT_S / 2
+    acks = [messages.AppendAck.FromString(f.message()) for f in frames if not f.terminal]
+    assert [(a.start.seq_num, a.end.seq_num) for a in acks] == [(i, i + 1) for i in range(5)]
+    last = frames[-1]
+    assert last.terminal and int.from_bytes(last.payload[:2], "big") == 503
+    assert json.loads(last.payload[2:])["code"] == "unavailable"
+    # What was acknowledged is there after a restart on the same storage.
+    again = ServerProcess(tmp_path, "--local-root", str(local))
+    try:
+        again.wait_healthy()
+        tail = httpx.get(f"{again.url}{path}/tail", headers={"s2-basin": basin})
+        assert tail.json()["tail"]["seq_num"] == 5
+    finally:
+        again.kill()
