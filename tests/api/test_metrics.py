@@ -115,7 +115,8 @@ def test_open_sessions_are_counted_by_kind(records_api: AsgiClient) -> None:
         )
         for _ in range(200):
             scraped = (await records_api._run("GET", "/metrics", "", {}, [b""])).body.decode()
-            if _value(scraped, sse) == 1:
+            # Counted when it opens; following once it reached the tail.
+            if _value(scraped, sse) == 1 and _value(scraped, "s2_followers") == 1:
                 break
             await asyncio.sleep(0.01)
         return await session, scraped
