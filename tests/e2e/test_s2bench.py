@@ -133,3 +133,12 @@ def _wait_for_bench_stream(client: httpx.Client) -> str:
             return str(response.json()["streams"][0]["name"])
         time.sleep(0.05)
     raise AssertionError("the bench did not create its stream")
+
+
+def test_followers_bench_over_sse(server_url: str, unique: str) -> None:
+    args = ("--followers", "10", "--sse", "--duration", "1s", "--append-interval", "200ms")
+    result = run_bench(bench_command(server_url, f"bench-{unique}", *args))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["protocol"] == "sse" and report["verification_errors"] == 0
+    assert report["records"] == 5 and report["deliveries"] == 50
