@@ -396,31 +396,35 @@ async def append_session(
 
     async def write_acks() -> None:
         carried: Any = None
-        while True:
-            item = carried if carried is not None else await pending.get()
-            carried = None
-            if item is _END:
+        try:
+            while True:
+                item = carried if carried is not None else await pending.get()
+                carried = None
+                if item is _END:
+                    return
+                error = item if isinstance(item, S2Error) else None
+                if error is None:
+                    try:
+                        ack = await item
+                    except S2Error as exc:
+                        error = exc
+                    else:
+                        frames = [s2s.encode_message(_ack_protobuf(ack), compression)]
+                        # Acknowledgements already due leave in the same chunk (fewer sends).
+                        while not pending.empty():
+                            carried = pending.get_nowait()
+                            if not _succeeded(carried):
+                                break
+                            ack = carried.result()
+                            frames.append(s2s.encode_message(_ack_protobuf(ack), compression))
+                            carried = None
+                        await _send_chunk(send, b"".join(frames))
+                        continue
+                await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
                 return
-            error = item if isinstance(item, S2Error) else None
-            if error is None:
-                try:
-                    ack = await item
-                except S2Error as exc:
-                    error = exc
-                else:
-                    frames = [s2s.encode_message(_ack_protobuf(ack), compression)]
-                    # Acknowledgements already due leave in the same chunk (fewer sends).
-                    while not pending.empty():
-                        carried = pending.get_nowait()
-                        if not _succeeded(carried):
-                            break
-                        ack = carried.result()
-                        frames.append(s2s.encode_message(_ack_protobuf(ack), compression))
-                        carried = None
-                    await _send_chunk(send, b"".join(frames))
-                    continue
-            await _send_chunk(send, s2s.encode_terminal(error.status, dumps(error.body())))
-            return
+        finally:
+            if isinstance(carried, asyncio.Future) and not carried.done():
+                carried.cancel()
 
     await send(
         {

@@ -85,6 +85,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="followers bench: N S2S read sessions follow one stream",
     )
     parser.add_argument(
+        "--sse", action="store_true", help="followers bench: SSE sessions instead of S2S"
+    )
+    parser.add_argument(
         "--append-interval",
         type=duration,
         default=0.1,
@@ -145,6 +148,7 @@ async def _run(
                 record_size=options["record_size"],
                 interval_s=options["append_interval"],
                 duration_s=options["duration"],
+                sse=options["sse"],
             )
             report = await followers.run_followers_bench(client, config)
             return report, followers.report_lines(report)

@@ -1,5 +1,5 @@
-"""The followers bench: many S2S read sessions follow one stream; how long until a new
-append has reached all of them?
+"""The followers bench: many read sessions (S2S, or SSE with ``sse``) follow one stream;
+how long until a new append has reached all of them?
 
 ``followers`` sessions are opened from the start of a fresh stream (spread over
 several HTTP/2 connections) and the bench waits until each is following (its first
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from s2site.bench.records import ChainVerifier, ChainWriter, VerificationError
-from s2site.bench.s2client import Connection, S2Client
+from s2site.bench.s2client import Connection, ReadSession, S2Client, SseReadSession
 from s2site.bench.stats import Latencies, describe, summarize
 from s2site.bench.stream import STREAM_CONFIG, Clock
 
@@ -37,6 +37,7 @@ class FollowersConfig:
     record_size: int = 1024
     interval_s: float = 0.1
     duration_s: float = 10.0
+    sse: bool = False
 
 
 class _Follower:
@@ -53,8 +54,13 @@ async def _follow(
     clock: Clock,
     deliveries: Latencies,
     worst: list[float],
+    sse: bool,
 ) -> None:
-    session = await client.read_session(connection, stream, 0)
+    session: ReadSession | SseReadSession
+    if sse:
+        session = await client.read_session_sse(connection, stream, 0)
+    else:
+        session = await client.read_session(connection, stream, 0)
     try:
         async for batch in session.batches():
             if not batch.records:
@@ -104,6 +110,7 @@ async def _bench(
                 clock,
                 deliveries,
                 worst,
+                config.sse,
             )
         )
         for i, follower in enumerate(followers)
@@ -134,6 +141,7 @@ async def _bench(
     return {
         "stream": stream,
         "followers": config.followers,
+        "protocol": "sse" if config.sse else "s2s",
         "records": expected,
         "record_size": config.record_size,
         "interval_s": config.interval_s,
@@ -176,7 +184,7 @@ def _raise_failed(tasks: Sequence[asyncio.Future[None]]) -> None:
 
 def report_lines(report: dict[str, Any]) -> list[str]:
     return [
-        f"stream {report['stream']}: {report['followers']} S2S followers, "
+        f"stream {report['stream']}: {report['followers']} {report['protocol'].upper()} followers, "
         f"{report['records']} records of {report['record_size']} B, one every "
         f"{report['interval_s'] * 1000:g} ms "
         f"(sessions opened in {report['sessions_open_s']:.2f} s)",

@@ -8,6 +8,7 @@ sessions (spec §5.2): an append session sends ``AppendInput`` frames and receiv
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from collections.abc import AsyncIterator
@@ -167,6 +168,16 @@ class S2Client:
         )
         return ReadSession(stream)
 
+    async def read_session_sse(
+        self, connection: Connection, name: str, seq_num: int
+    ) -> SseReadSession:
+        """A read session as server-sent events, bodies and headers in base64."""
+        headers = [*self._headers(), ("accept", "text/event-stream"), ("s2-format", "base64")]
+        stream = await connection.request(
+            "GET", f"/v1/streams/{quote(name, safe='')}/records?seq_num={seq_num}", headers
+        )
+        return SseReadSession(stream)
+
 
 async def _frames(stream: HttpStream) -> AsyncIterator[s2s.Frame]:
     status = await stream.status()
@@ -214,3 +225,56 @@ class ReadSession:
 
     def cancel(self) -> None:
         self._stream.cancel()
+
+
+class SseReadSession:
+    """Server-sent events as ``ReadBatch`` messages (a ``ping`` as a batch without records),
+    so that they are checked like S2S batches."""
+
+    def __init__(self, stream: HttpStream) -> None:
+        self._stream = stream
+
+    async def batches(self) -> AsyncIterator[Any]:
+        status = await self._stream.status()
+        if status != 200:
+            raise S2Failure(f"session refused: {status} {(await self._stream.read_all())[:300]!r}")
+        buffer = b""
+        while chunk := await self._stream.read():
+            buffer += chunk
+            *events, buffer = buffer.split(b"\n\n")
+            for event in events:
+                batch = _sse_batch(event)
+                if batch is None:
+                    return
+                yield batch
+
+    def cancel(self) -> None:
+        self._stream.cancel()
+
+
+def _sse_batch(event: bytes) -> Any:
+    """The ``ReadBatch`` an event stands for; ``None`` at ``[DONE]``."""
+    kind, data = "message", b""
+    for line in event.split(b"\n"):
+        if line.startswith(b"event: "):
+            kind = line[7:].decode()
+        elif line.startswith(b"data: "):
+            data = line[6:]
+    if kind == "error":
+        raise S2Failure(f"session ended by the server: {data[:300]!r}")
+    if kind != "batch":
+        return None if data == b"[DONE]" else messages.ReadBatch()
+    decode = base64.b64decode
+    records = [
+        messages.SequencedRecord(
+            seq_num=item["seq_num"],
+            timestamp=item["timestamp"],
+            headers=[
+                messages.Header(name=decode(name), value=decode(value))
+                for name, value in item.get("headers", ())
+            ],
+            body=decode(item.get("body", "")),
+        )
+        for item in json.loads(data)["records"]
+    ]
+    return messages.ReadBatch(records=records)
