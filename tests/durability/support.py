@@ -33,6 +33,10 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 REQUEST_TIMEOUT_S = 10.0
 READ_PAGE = 1000
+# Each kill round loads the server until more than this many appends were acknowledged
+# (and for at least its load time), but for no more than LOAD_EXTENSION_S beyond that time.
+MIN_ACKED_PER_ROUND = 10
+LOAD_EXTENSION_S = 10.0
 BATCH_SIZES = (1, 1, 1, 2, 3, 5, 8, 20)
 ENCRYPTION_KEY = base64.b64encode(bytes(range(7, 39))).decode()
 
@@ -233,7 +237,14 @@ def load_then_kill(
     acked_before, uncertain_before = len(ledger.acked), len(ledger.uncertain)
     for thread in threads:
         thread.start()
-    time.sleep(load_s)
+    # At least ``load_s``, and until enough appends were acknowledged for the round to mean
+    # something (a loaded machine can be slow to get going), within a bound.
+    started = time.monotonic()
+    while time.monotonic() - started < load_s + LOAD_EXTENSION_S:
+        time.sleep(0.05)
+        enough = len(ledger.acked) - acked_before > MIN_ACKED_PER_ROUND
+        if enough and time.monotonic() - started >= load_s:
+            break
     assert not [t.failure for t in threads if t.failure], [t.failure for t in threads]
     assert all(t.is_alive() for t in threads), "a worker stopped before the kill: " + repr(
         [a.error for a in ledger.uncertain[uncertain_before:]]
@@ -369,7 +380,7 @@ def crash_cycles(
             if process.proc.poll() is None:
                 os.killpg(process.proc.pid, signal.SIGKILL)
                 process.proc.wait(timeout=10)
-    assert all(r.acked_appends > 10 for r in reports), reports
+    assert all(r.acked_appends > MIN_ACKED_PER_ROUND for r in reports), reports
     return reports
 
 
