@@ -152,7 +152,9 @@ def test_fencing_under_load(tmp_path: Path) -> None:
         for worker in workers:
             worker.start()
         try:
-            time.sleep(0.5)
+            deadline = time.monotonic() + 15
+            while len(ledger.acked) <= 10 and time.monotonic() < deadline:
+                time.sleep(0.05)  # A is under load and has acknowledged some appends
             with running(ServerProcess(logs, "--local-root", str(root))) as b:
                 # Each worker stops at its first refused append.
                 for worker in workers:
