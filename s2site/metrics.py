@@ -32,7 +32,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from storagecore.engine import Engine
-from storagecore.models import Chunk
+from storagecore.models import StreamLog
 from storagecore.observe import FlushStats
 
 logger = logging.getLogger(__name__)
@@ -207,7 +207,8 @@ REGISTRY.register(_SNAPSHOT)
 
 
 def _stored_bytes() -> int:
-    return int(Chunk.objects.aggregate(total=Sum("length"))["total"] or 0)
+    """From the per-stream accounting (one row per stream), not by summing index rows."""
+    return int(StreamLog.objects.aggregate(total=Sum("stored_bytes"))["total"] or 0)
 
 
 class HasEngine(Protocol):

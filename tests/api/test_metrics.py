@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import re
 
+from django.db.models import Sum
+
+from storagecore.models import Chunk
 from streams.protocol import messages, s2s
 from tests.asgi_client import AsgiClient, Response
 
@@ -96,6 +99,8 @@ def test_values_move_after_appends(records_api: AsgiClient) -> None:
     assert moved("s2_index_commit_duration_seconds_count") >= 1
     assert _value(after, "s2_active_streamers") >= 1
     assert _value(after, "s2_stored_bytes") > _value(before, "s2_stored_bytes")
+    # The gauge comes from the per-stream accounting, which matches the index rows.
+    assert _value(after, "s2_stored_bytes") == _index_bytes()
     assert _value(after, "process_resident_memory_bytes") > 0
 
 
@@ -160,3 +165,7 @@ def test_metrics_without_a_running_engine(api: AsgiClient) -> None:
     text = _scrape(api)
     assert _value(text, "s2_active_streamers") == 0
     assert "s2_append_ack_latency_seconds_bucket" in text
+
+
+def _index_bytes() -> int:
+    return int(Chunk.objects.aggregate(total=Sum("length"))["total"] or 0)
