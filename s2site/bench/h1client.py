@@ -5,7 +5,7 @@ transfer coding and may stay open while the response is read, which is what an
 S2S append session needs. It costs far less per message than HTTP/2 framing done
 in Python, so the bench client stays out of the way of what it measures. Same
 interface as ``h2client``: ``request`` returns a stream with ``status``, ``read``,
-``read_all``, ``send`` and ``cancel``.
+``send`` and ``cancel``.
 """
 
 from __future__ import annotations
@@ -91,12 +91,6 @@ class H1Stream:
         data = await self._reader.readexactly(size)
         await self._reader.readexactly(2)
         return data
-
-    async def read_all(self) -> bytes:
-        parts = []
-        while chunk := await self.read():
-            parts.append(chunk)
-        return b"".join(parts)
 
     async def send(self, data: bytes, end: bool = False) -> None:
         """Send a piece of a chunked request body (``end`` closes it)."""

@@ -58,12 +58,6 @@ class H2Stream:
         self._connection.acknowledge(self.stream_id, flow_length)
         return data
 
-    async def read_all(self) -> bytes:
-        parts = []
-        while chunk := await self.read():
-            parts.append(chunk)
-        return b"".join(parts)
-
     async def send(self, data: bytes, end: bool = False) -> None:
         await self._connection.send_data(self.stream_id, data, end)
 

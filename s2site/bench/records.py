@@ -17,6 +17,8 @@ from typing import Any
 
 import crc32c
 
+from storagecore.encoding import varint
+
 HASH_HEADER = b"hash"
 HASH_BYTES = 8
 ZERO_HASH = bytes(HASH_BYTES)
@@ -42,30 +44,21 @@ def body_size(record_size: int) -> int:
     return record_size - RECORD_OVERHEAD_BYTES
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def encode_record(timestamp: int, digest: bytes, body: bytes) -> bytes:
     """One ``AppendInput.records`` entry (field 1) holding an ``AppendRecord``."""
     head = b"".join(
         (
             b"\x08",
-            _varint(timestamp),
+            varint(timestamp),
             b"\x12\x10\x0a\x04",  # the header message: 16 bytes, name of 4 bytes
             HASH_HEADER,
             b"\x12\x08",
             digest,
             b"\x1a",
-            _varint(len(body)),
+            varint(len(body)),
         )
     )
-    return b"".join((b"\x0a", _varint(len(head) + len(body)), head, body))
+    return b"".join((b"\x0a", varint(len(head) + len(body)), head, body))
 
 
 class BodySource:

@@ -26,11 +26,17 @@ class HttpStream(Protocol):
 
     async def read(self) -> bytes: ...
 
-    async def read_all(self) -> bytes: ...
-
     async def send(self, data: bytes, end: bool = False) -> None: ...
 
     def cancel(self) -> None: ...
+
+
+async def read_body(stream: HttpStream) -> bytes:
+    """The rest of a response body."""
+    parts = []
+    while chunk := await stream.read():
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class Connection(Protocol):
@@ -127,7 +133,7 @@ class S2Client:
         content_type = None if body is None else "application/json"
         stream = await connection.request(method, path, self._headers(content_type), payload)
         status = await stream.status()
-        raw = await stream.read_all()
+        raw = await read_body(stream)
         return status, (json.loads(raw) if raw else None)
 
     async def create_stream(self, connection: Connection, name: str, config: Any) -> None:
@@ -182,7 +188,7 @@ class S2Client:
 async def _frames(stream: HttpStream) -> AsyncIterator[s2s.Frame]:
     status = await stream.status()
     if status != 200:
-        raise S2Failure(f"session refused: {status} {(await stream.read_all())[:300]!r}")
+        raise S2Failure(f"session refused: {status} {(await read_body(stream))[:300]!r}")
     decoder = s2s.FrameDecoder()
     while chunk := await stream.read():
         for frame in decoder.feed(chunk):
@@ -237,7 +243,7 @@ class SseReadSession:
     async def batches(self) -> AsyncIterator[Any]:
         status = await self._stream.status()
         if status != 200:
-            raise S2Failure(f"session refused: {status} {(await self._stream.read_all())[:300]!r}")
+            raise S2Failure(f"session refused: {status} {(await read_body(self._stream))[:300]!r}")
         buffer = b""
         while chunk := await self._stream.read():
             buffer += chunk

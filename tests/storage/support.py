@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -16,6 +17,17 @@ from storagecore.objstore.s3 import default_client_config
 REGION = "us-east-1"
 ACCESS_KEY = "s2-test-access-key"
 SECRET_KEY = "s2-test-secret-key"
+
+
+def serve_env(s3_endpoint: str, database: Path) -> dict[str, str]:
+    """The environment of a ``serve --bucket`` process using the moto server and ``database``."""
+    return {
+        "AWS_ENDPOINT_URL_S3": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+        "AWS_REGION": REGION,
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
 
 
 def make_client(endpoint: str) -> Any:

@@ -10,7 +10,7 @@ import pytest
 
 from tests.e2e.conftest import ServerProcess
 from tests.e2e.test_s2bench import bench_command, check_stream_report, run_bench
-from tests.storage.support import ACCESS_KEY, REGION, SECRET_KEY
+from tests.storage.support import serve_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -18,13 +18,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 def test_stream_bench_in_s3_mode(
     tmp_path: Path, s3_endpoint: str, s3_client: Any, bucket: str
 ) -> None:
-    env = {
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_REGION": REGION,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 's2.sqlite3'}",
-    }
+    env = serve_env(s3_endpoint, tmp_path / "s2.sqlite3")
     server = ServerProcess(tmp_path, "--bucket", bucket, "--path", "bench", extra_env=env)
     try:
         server.wait_healthy()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import ServerProcess
-from tests.storage.support import ACCESS_KEY, REGION, SECRET_KEY
+from tests.storage.support import serve_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -62,13 +62,7 @@ def _stop(server: ServerProcess) -> None:
 def test_serve_on_s3_keeps_records_across_a_restart(
     tmp_path: Path, s3_endpoint: str, s3_client: Any, bucket: str
 ) -> None:
-    env = {
-        "AWS_ENDPOINT_URL_S3": s3_endpoint,
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-        "AWS_REGION": REGION,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 's2.sqlite3'}",
-    }
+    env = serve_env(s3_endpoint, tmp_path / "s2.sqlite3")
     args = ("--bucket", bucket, "--path", PREFIX)
     basin = f"s3-e2e-{uuid.uuid4().hex[:10]}"
     expected: dict[str, list[tuple[int, str]]] = {s: [] for s in STREAMS}
