@@ -170,7 +170,7 @@ class EngineSnapshot:
             streamers=len(streamers),
             followers=len(followers),
             followers_lagging=sum(1 for f in followers if f.lagging),
-            follower_lag_batches_max=max((f.queue.qsize() for f in followers), default=0),
+            follower_lag_batches_max=max((f.queued for f in followers), default=0),
             stored_bytes=stored_bytes,
         )
 

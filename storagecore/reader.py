@@ -30,6 +30,8 @@ class ReadLimits:
     until: int | None = None
 
     def after(self, count: int, metered: int) -> ReadLimits:
+        if self.count is None and self.bytes is None:
+            return self
         return ReadLimits(
             None if self.count is None else max(0, self.count - count),
             None if self.bytes is None else max(0, self.bytes - metered),
@@ -174,6 +176,22 @@ class Reader:
         batch_bytes: int | None = limits.read_bytes_max,
     ) -> ReadBatch:
         """Records of one block from ``seq`` within the limits (for live, followed blocks)."""
+        if (
+            seq <= block.start_seq
+            and wanted.count is None
+            and wanted.bytes is None
+            and (wanted.until is None or block.last_ts < wanted.until)
+            and block.record_count <= batch_count
+            and (batch_bytes is None or block.metered_bytes <= batch_bytes)
+        ):
+            # The whole block, as a follower usually takes it.
+            return ReadBatch(
+                [block.payload],
+                block.record_count,
+                block.metered_bytes,
+                block.end_seq,
+                block.last_ts,
+            )
         result = ReadBatch(next_seq=seq)
         self._take(block, seq, wanted, batch_count, batch_bytes, result)
         return result

@@ -78,19 +78,72 @@ class CachedBlock:
 
 
 class Follower:
-    """A reader following the tail; receives every durable block, in order, while it keeps up."""
+    """A reader following the tail; receives every durable block, in order, while it keeps up.
+
+    Blocks wait in a bounded queue; one that does not fit marks the follower
+    ``lagging`` (it then reads from storage). ``next`` waits for a block until a
+    point in time. The session's timer is kept across waits and only moved when a
+    wait must end sooner, so a delivery costs no timer: with a thousand sessions
+    following one stream, each append would otherwise schedule and cancel a
+    thousand timers.
+    """
 
     def __init__(self, capacity: int = limits.follower_queue_batches_max) -> None:
-        self.queue: asyncio.Queue[CachedBlock] = asyncio.Queue(maxsize=capacity)
+        self._blocks: deque[CachedBlock] = deque()
+        self._capacity = capacity
+        self._waiter: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self.lagging = False
+
+    @property
+    def queued(self) -> int:
+        return len(self._blocks)
 
     def offer(self, cached: CachedBlock) -> None:
         if self.lagging:
             return
-        try:
-            self.queue.put_nowait(cached)
-        except asyncio.QueueFull:
+        if len(self._blocks) >= self._capacity:
             self.lagging = True
+        else:
+            self._blocks.append(cached)
+        self._wake()
+
+    async def next(self, until: float | None = None) -> CachedBlock | None:
+        """The next block; None once the loop's clock reaches ``until`` or the follower lags."""
+        loop = asyncio.get_running_loop()
+        while not self._blocks:
+            if self.lagging or (until is not None and loop.time() >= until):
+                return None
+            if until is not None:
+                self._arm(loop, until)
+            self._waiter = waiter = loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        return self._blocks.popleft()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, until: float) -> None:
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= until:
+                return  # fires first; the wait then goes on until ``until``
+            timer.cancel()
+        self._timer = loop.call_at(until, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 @dataclass(slots=True)
@@ -278,6 +331,7 @@ class Streamer:
 
     def unfollow(self, follower: Follower) -> None:
         self.followers.discard(follower)
+        follower.close()
 
 
 def _pass_turn(turn: asyncio.Future[None], previous: asyncio.Future[None] | None) -> None:

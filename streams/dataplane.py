@@ -664,8 +664,8 @@ async def session_read(
             await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _send_chunk(send: Send, data: bytes) -> None:
-    await send({"type": "http.response.body", "body": data, "more_body": True})
+def _send_chunk(send: Send, data: bytes) -> Awaitable[None]:
+    return send({"type": "http.response.body", "body": data, "more_body": True})
 
 
 def _read_batch_message(records: bytes, tail: StreamPosition | None) -> bytes:
@@ -806,10 +806,9 @@ async def _wait_for_records(
             # Fell behind: catch up from storage; such records carry no tail (spec §4.4).
             batch = await engine.reader.read(streamer, next_seq, wanted, wanted.count or 0)
             return batch, None
-        try:
-            cached = await asyncio.wait_for(follower.queue.get(), remaining)
-        except TimeoutError:
-            return ReadBatch(next_seq=next_seq), None
+        cached = await follower.next(deadline)
+        if cached is None:
+            continue  # the deadline passed, or the follower fell behind
         block = cached.block
         if block.end_seq <= next_seq:
             continue

@@ -98,19 +98,23 @@ async def read_session(
             if wait_s == 0:
                 return
             yield Heartbeat(streamer.tail)
+            quiet_since = loop.time()
+            silence_s = rng.uniform(HEARTBEAT_MIN_S, HEARTBEAT_MAX_S)
             while not follower.lagging:
-                timeout = rng.uniform(HEARTBEAT_MIN_S, HEARTBEAT_MAX_S)
+                until = quiet_since + silence_s
                 if deadline is not None:
-                    timeout = min(timeout, deadline - loop.time())
-                    if timeout <= 0:
+                    if loop.time() >= deadline:
                         return
-                try:
-                    async with asyncio.timeout(timeout):
-                        cached = await follower.queue.get()
-                except TimeoutError:
+                    until = min(until, deadline)
+                cached = await follower.next(until)
+                if cached is None:
+                    if follower.lagging:
+                        break
                     if deadline is not None and loop.time() >= deadline:
                         return
                     yield Heartbeat(streamer.tail)
+                    quiet_since = loop.time()
+                    silence_s = rng.uniform(HEARTBEAT_MIN_S, HEARTBEAT_MAX_S)
                     continue
                 block = cached.block
                 live_tail = StreamPosition(block.end_seq, block.last_ts)
@@ -119,10 +123,11 @@ async def read_session(
                     seq = max(seq, live.next_seq)
                     if live.count:
                         remaining = remaining.after(live.count, live.metered)
-                        if deadline is not None:
-                            deadline = loop.time() + wait_s  # type: ignore[operator]
                         whole = live.count == block.record_count
                         yield Batch(live, live_tail, cached.renderings if whole else None)
+                        quiet_since = loop.time()
+                        if deadline is not None:
+                            deadline = quiet_since + wait_s  # type: ignore[operator]
                     if live.limit_reached or remaining.exhausted:
                         return
                     if not live.count:

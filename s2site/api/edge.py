@@ -77,7 +77,9 @@ class Cors:
             await send({"type": "http.response.body", "body": b""})
             return
 
-        async def send_with_cors(message: Message) -> None:
+        # Plain functions that return the next ``send``'s awaitable: a session's every
+        # body message passes through these wrappers unchanged.
+        def send_with_cors(message: Message) -> Awaitable[None]:
             if message["type"] == "http.response.start":
                 headers = [
                     (k, v)
@@ -85,7 +87,7 @@ class Cors:
                     if k.lower() != b"access-control-allow-origin"
                 ]
                 message = dict(message, headers=headers + common)
-            await send(message)
+            return send(message)
 
         await self.app(scope, receive, send_with_cors)
 
@@ -175,13 +177,13 @@ _PAGE_HEADERS = frozenset(
 
 
 def _without_page_headers(send: Send) -> Send:
-    async def send_api_headers(message: Message) -> None:
+    def send_api_headers(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
             headers = [
                 (k, v) for k, v in message.get("headers", ()) if k.lower() not in _PAGE_HEADERS
             ]
             message = dict(message, headers=headers)
-        await send(message)
+        return send(message)
 
     return send_api_headers
 

@@ -21,6 +21,59 @@ class H1Error(Exception):
     """The connection failed or the response is not valid HTTP/1.1."""
 
 
+class Dechunker:
+    """Decodes the chunked transfer coding incrementally (trailers are skipped)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._chunk_left = 0  # body bytes of the current chunk still to come
+        self._crlf_left = 0  # bytes of the CRLF after a chunk still to skip
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        buffer = self._buffer
+        buffer += data
+        out = bytearray()
+        position = 0
+        while position < len(buffer) and not self.ended:
+            if self._chunk_left:
+                take = min(self._chunk_left, len(buffer) - position)
+                out += buffer[position : position + take]
+                position += take
+                self._chunk_left -= take
+                if not self._chunk_left:
+                    self._crlf_left = 2
+            elif self._crlf_left:
+                skip = min(self._crlf_left, len(buffer) - position)
+                expected = b"\r\n"[2 - self._crlf_left :][:skip]
+                if buffer[position : position + skip] != expected:
+                    raise H1Error("a chunk does not end with CRLF")
+                position += skip
+                self._crlf_left -= skip
+            else:
+                line_end = buffer.find(b"\r\n", position)
+                if line_end < 0:
+                    if len(buffer) - position > 1024:
+                        raise H1Error("a chunk size line is too long")
+                    break
+                size_field = bytes(buffer[position:line_end]).split(b";", 1)[0].strip()
+                try:
+                    size = int(size_field, 16)
+                except ValueError:
+                    raise H1Error(f"invalid chunk size {size_field!r}") from None
+                if size == 0:
+                    # The last chunk; its trailers end with an empty line.
+                    if buffer.find(b"\r\n\r\n", line_end) < 0:
+                        break
+                    self.ended = True
+                    position = len(buffer)
+                    break
+                position = line_end + 2
+                self._chunk_left = size
+        del buffer[:position]
+        return bytes(out)
+
+
 class H1Stream:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._reader = reader
@@ -29,6 +82,7 @@ class H1Stream:
             self._read_head()
         )
         self._chunked = False
+        self._dechunker = Dechunker()
         self._remaining: int | None = None
         self._ended = False
 
@@ -81,16 +135,17 @@ class H1Stream:
             raise H1Error(f"reading the body failed: {exc}") from None
 
     async def _read_chunk(self) -> bytes:
-        line = await self._reader.readuntil(b"\r\n")
-        size = int(line.split(b";", 1)[0], 16)
-        if size == 0:
-            while await self._reader.readuntil(b"\r\n") != b"\r\n":
-                pass  # trailers
-            self._ended = True
-            return b""
-        data = await self._reader.readexactly(size)
-        await self._reader.readexactly(2)
-        return data
+        # Whatever arrived, de-chunked: one read for many small chunks (a follower's
+        # live batches), rather than three awaits per chunk.
+        while True:
+            data = await self._reader.read(READ_LIMIT_BYTES)
+            if not data:
+                raise H1Error("the body ended inside its chunked coding")
+            body = self._dechunker.feed(data)
+            if self._dechunker.ended:
+                self._ended = True
+            if body or self._ended:
+                return body
 
     async def send(self, data: bytes, end: bool = False) -> None:
         """Send a piece of a chunked request body (``end`` closes it)."""
