@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import quote, urlencode, urlsplit
 
 from s2site.bench.h1client import H1Connection
@@ -233,9 +233,27 @@ class ReadSession:
         self._stream.cancel()
 
 
+class SseHeader(NamedTuple):
+    name: bytes
+    value: bytes
+
+
+class SseRecord(NamedTuple):
+    """A record of an SSE batch, with the fields of a ``SequencedRecord`` that the bench reads."""
+
+    seq_num: int
+    timestamp: int
+    headers: list[SseHeader]
+    body: bytes
+
+
+class SseBatch(NamedTuple):
+    records: list[SseRecord]
+
+
 class SseReadSession:
-    """Server-sent events as ``ReadBatch`` messages (a ``ping`` as a batch without records),
-    so that they are checked like S2S batches."""
+    """Server-sent events as batches shaped like ``ReadBatch`` messages (a ``ping`` as a
+    batch without records), so that they are checked like S2S batches."""
 
     def __init__(self, stream: HttpStream) -> None:
         self._stream = stream
@@ -258,7 +276,7 @@ class SseReadSession:
         self._stream.cancel()
 
 
-def _sse_batch(event: bytes) -> Any:
+def _sse_batch(event: bytes) -> SseBatch | None:
     """The ``ReadBatch`` an event stands for; ``None`` at ``[DONE]``."""
     kind, data = "message", b""
     for line in event.split(b"\n"):
@@ -269,18 +287,15 @@ def _sse_batch(event: bytes) -> Any:
     if kind == "error":
         raise S2Failure(f"session ended by the server: {data[:300]!r}")
     if kind != "batch":
-        return None if data == b"[DONE]" else messages.ReadBatch()
+        return None if data == b"[DONE]" else SseBatch([])
     decode = base64.b64decode
     records = [
-        messages.SequencedRecord(
-            seq_num=item["seq_num"],
-            timestamp=item["timestamp"],
-            headers=[
-                messages.Header(name=decode(name), value=decode(value))
-                for name, value in item.get("headers", ())
-            ],
-            body=decode(item.get("body", "")),
+        SseRecord(
+            item["seq_num"],
+            item["timestamp"],
+            [SseHeader(decode(name), decode(value)) for name, value in item.get("headers", ())],
+            decode(item.get("body", "")),
         )
         for item in json.loads(data)["records"]
     ]
-    return messages.ReadBatch(records=records)
+    return SseBatch(records)
