@@ -8,18 +8,16 @@ that must follow a commit (waking the deletion task) is scheduled with
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import hashlib
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from basins.models import Basin
 from basins.ordering import byte_ordered_page
+from storagecore.catalog.django import write_transaction
 from storagecore.config import BasinConfig, BasinReconfiguration, canonical_json
 from storagecore.errors import (
     BasinAlreadyExists,
@@ -28,21 +26,6 @@ from storagecore.errors import (
     TransactionConflict,
 )
 from streams import events
-
-_sqlite_writers = threading.RLock()
-
-
-@contextlib.contextmanager
-def write_transaction() -> Iterator[None]:
-    """A write transaction. Django runs each request's view in its own thread; on SQLite,
-    where writers exclude each other, they queue on a lock here instead of spinning in
-    SQLite's busy handler (which is unfair and gives up after its timeout)."""
-    if connection.vendor == "sqlite":
-        with _sqlite_writers, transaction.atomic():
-            yield
-    else:
-        with transaction.atomic():
-            yield
 
 
 class Provision(enum.StrEnum):

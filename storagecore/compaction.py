@@ -60,6 +60,9 @@ def plan(rows: Sequence[Row], settings: CompactionSettings, complete: bool) -> l
     groups: list[list[Row]] = []
     current: list[Row] = []
     size = 0
+    # The current group's earliest and latest expiry (None: its rows never expire).
+    low: int | None = None
+    high: int | None = None
 
     def close(trailing: bool) -> None:
         nonlocal current, size
@@ -75,12 +78,39 @@ def plan(rows: Sequence[Row], settings: CompactionSettings, complete: bool) -> l
         if chunk.length >= settings.small_bytes:
             close(False)
             continue
-        if current and not _joins(current, chunk, settings, size):
-            close(False)
+        expiry = chunk.expires_at_ms
+        if current:
+            joined = _joins(current[-1].chunk, chunk, size, low, high, settings)
+            if joined is None:
+                close(False)
+            else:
+                low, high = joined
+        if not current:
+            low = high = expiry
         current.append(row)
         size += chunk.length
     close(complete)
     return groups
+
+
+def _joins(
+    last: ChunkRef,
+    chunk: ChunkRef,
+    size: int,
+    low: int | None,
+    high: int | None,
+    settings: CompactionSettings,
+) -> tuple[int | None, int | None] | None:
+    """The group's expiry range with ``chunk`` added, or None if ``chunk`` cannot join it.
+
+    A group's rows either all never expire or all expire within ``expiry_slack_ms``."""
+    if last.end_seq != chunk.start_seq or size + chunk.length > settings.target_bytes:
+        return None
+    expiry = chunk.expires_at_ms
+    if low is None or high is None or expiry is None:
+        return (None, None) if low is None and expiry is None else None
+    low, high = min(low, expiry), max(high, expiry)
+    return (low, high) if high - low <= settings.expiry_slack_ms else None
 
 
 def _tier(length: int) -> int:
@@ -97,18 +127,6 @@ def _tiered(rows: list[Row], runs: int) -> list[list[Row]]:
                 groups.append(rows[start:end])
             start = end
     return groups
-
-
-def _joins(group: list[Row], chunk: ChunkRef, settings: CompactionSettings, size: int) -> bool:
-    first, last = group[0].chunk, group[-1].chunk
-    if last.end_seq != chunk.start_seq or size + chunk.length > settings.target_bytes:
-        return False
-    if first.expires_at_ms is None or chunk.expires_at_ms is None:
-        return first.expires_at_ms is None and chunk.expires_at_ms is None
-    expiries = [r.chunk.expires_at_ms for r in group if r.chunk.expires_at_ms is not None]
-    low = min(min(expiries), chunk.expires_at_ms)
-    high = max(max(expiries), chunk.expires_at_ms)
-    return high - low <= settings.expiry_slack_ms
 
 
 def merge(blocks: Sequence[Block]) -> Block:

@@ -3,6 +3,13 @@
 ORM calls never run on the event loop: each method hands a small synchronous
 function to a dedicated thread pool. Writes (flush commits, the lease) go
 through one thread, which matches SQLite's single writer and keeps commit order.
+
+Every write transaction of the process, these and the control plane's and the
+background tasks' alike, is a ``write_transaction``: on SQLite, where writers
+exclude each other, they queue on one lock and the next starts as soon as the
+previous commits. Left to SQLite's busy handler, a flush that found the database
+locked by a background pass would sleep in growing steps (up to 100 ms each)
+while appends waited for it.
 """
 
 from __future__ import annotations
@@ -10,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Q
 
 from storagecore.models import Chunk, StreamLog, WriterLease
@@ -22,6 +29,20 @@ from storagecore.ports import ChunkRef, Clock, Fenced, SystemClock
 from storagecore.sequencer import WriterState
 
 _T = TypeVar("_T")
+
+_sqlite_writers = threading.RLock()
+
+
+@contextlib.contextmanager
+def write_transaction() -> Iterator[None]:
+    """A write transaction; on SQLite, taken in turn with the process's other writers."""
+    if connection.vendor == "sqlite":
+        with _sqlite_writers, transaction.atomic():
+            yield
+    else:
+        with transaction.atomic():
+            yield
+
 
 # How long closing waits for every pool thread to take its closing task.
 _CLOSE_BARRIER_TIMEOUT_S = 5.0
@@ -87,9 +108,9 @@ def _with_connection(fn: Callable[[], _T]) -> Callable[[], _T]:
             return fn()
         except Exception:
             # A broken connection must not poison this thread for every later call.
-            for connection in connections.all(initialized_only=True):
-                if connection.in_atomic_block is False:
-                    connection.close_if_unusable_or_obsolete()
+            for opened in connections.all(initialized_only=True):
+                if opened.in_atomic_block is False:
+                    opened.close_if_unusable_or_obsolete()
             raise
 
     return run
@@ -100,7 +121,7 @@ def _unexpired(now_ms: int) -> Q:
 
 
 def _acquire_epoch() -> int:
-    with transaction.atomic():
+    with write_transaction():
         lease, _ = WriterLease.objects.select_for_update().get_or_create(pk=1)
         lease.epoch += 1
         lease.save()
@@ -128,12 +149,11 @@ def _commit_flush(
     lease = WriterLease._meta.db_table
     chunk_table = Chunk._meta.db_table
     log_table = StreamLog._meta.db_table
-    connection = connections["default"]
     added: dict[int, tuple[int, int]] = {}
     for c in chunks:
         stored, metered = added.get(c.stream_id, (0, 0))
         added[c.stream_id] = (stored + c.length, metered + c.metered_bytes)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with write_transaction(), connection.cursor() as cursor:
         cursor.execute(f"UPDATE {lease} SET epoch = epoch WHERE id = 1 AND epoch = %s", [epoch])
         if cursor.rowcount != 1:
             raise Fenced(f"writer epoch {epoch} is no longer current")
