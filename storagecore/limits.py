@@ -66,6 +66,8 @@ streamer_recent_bytes_max = 4 * 1024 * 1024
 follower_queue_batches_max = 64
 block_cache_bytes_max = 64 * 1024 * 1024
 index_rows_per_fetch = 16
+# A sequential reader's fetches double up to this many rows.
+index_rows_per_fetch_max = 512
 index_cache_streams_max = 1024
 
 # Background work (spec §2.8, §3.6, §8; README "Background tasks"). Passes run every

@@ -275,7 +275,12 @@ class Reader:
                             self._index_rows.move_to_end(stream_id)
                             return rows
                     break
-        rows = await self.catalog.chunks_from(stream_id, seq, limits.index_rows_per_fetch)
+        fetch = limits.index_rows_per_fetch
+        if cached and seq >= cached[-1].end_seq:
+            # A sequential reader used up the last fetch: fetch more at a time (a stream of
+            # many small blocks would otherwise cost a query per few blocks).
+            fetch = max(fetch, min(2 * len(cached), limits.index_rows_per_fetch_max))
+        rows = await self.catalog.chunks_from(stream_id, seq, fetch)
         self._index_rows[stream_id] = rows
         self._index_rows.move_to_end(stream_id)
         while len(self._index_rows) > limits.index_cache_streams_max:

@@ -191,6 +191,46 @@ async def test_reads_from_segments_after_a_restart() -> None:
 
 
 @run
+async def test_a_sequential_reader_fetches_more_index_rows_as_it_goes() -> None:
+    """A stream of 3,000 one-record blocks is read back through a few dozen index queries
+    (fetches double from 16 up to 512 rows), not one per 16 blocks."""
+    clock = FakeClock()
+    store, catalog = MemoryObjectStore(), MemoryCatalog(clock)
+    writer = Engine(store, catalog, clock, EngineSettings())
+    await writer.start()
+    for i in range(3000):
+        await writer.append(3, _batch(b"%d" % i), SETTINGS)
+    await writer.stop()
+
+    reader_engine = Engine(store, catalog, clock, EngineSettings())
+    await reader_engine.start()
+    fetches: list[int] = []
+    original = catalog.chunks_from
+
+    async def counting(stream_id: int, seq_num: int, limit: int) -> Any:
+        fetches.append(limit)
+        return await original(stream_id, seq_num, limit)
+
+    catalog.chunks_from = counting  # type: ignore[method-assign]
+    assert (await reader_engine.tail(3)).seq_num == 3000
+    streamer = reader_engine.streamer(3)
+    bodies: list[bytes] = []
+    seq = 0
+    while seq < 3000:
+        batch = await reader_engine.reader.read(streamer, seq, ReadLimits(), 100)
+        assert batch.count
+        bodies += [r[3] for r in decode_records(batch.payload)]
+        seq = batch.next_seq
+    assert bodies == [b"%d" % i for i in range(3000)]
+    assert fetches[:6] == [16, 32, 64, 128, 256, 512]
+    assert len(fetches) <= 12
+    # A reader that jumps elsewhere starts small again.
+    await reader_engine.reader.read(streamer, 10, ReadLimits(), 5)
+    assert fetches[-1] == 16
+    await reader_engine.stop()
+
+
+@run
 async def test_retention_hides_expired_records() -> None:
     clock = FakeClock()
     engine = await _engine(clock)
