@@ -56,6 +56,20 @@ async def _db(fn: Callable[..., _T], *args: object) -> _T:
     return await sync_to_async(fn, thread_sensitive=False)(*args)
 
 
+async def _batch(fn: Callable[..., _T], *args: object) -> _T:
+    """One batch of a pass's database work, then a pause as long as the batch took.
+
+    A pass that removes many rows runs one transaction per batch. Back to back, they
+    would hold SQLite's single writer lock (and the interpreter) most of the time, and
+    every flush, hence every acknowledgement, would wait behind them; paced like this,
+    background work takes at most about half of the time."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    result = await _db(fn, *args)
+    await asyncio.sleep(min(loop.time() - started, limits.background_pause_max_s))
+    return result
+
+
 class Periodic:
     """Runs ``work`` every ``interval_s`` (±10 %) and whenever woken; ``wake`` may be
     called from any thread."""
@@ -205,6 +219,12 @@ class Lifecycle:
         for stream_id in stream_ids:
             await self.engine.delete_stream(stream_id)
         if stream_ids:
+            for stream_id in stream_ids:
+                while (
+                    await _batch(maintenance.remove_stream_rows, stream_id, self.clock.now_ms())
+                    >= limits.removal_batch_rows
+                ):
+                    pass
             await _db(maintenance.remove_streams, stream_ids, self.clock.now_ms())
             for stream_id in stream_ids:
                 self.engine.forget_stream(stream_id)
@@ -215,7 +235,7 @@ class Lifecycle:
         requested, self._trim_requests = self._trim_requests, set()
         for stream_id in sorted(requested):
             while True:
-                removed = await _db(maintenance.remove_trimmed, stream_id, self.clock.now_ms())
+                removed = await _batch(maintenance.remove_trimmed, stream_id, self.clock.now_ms())
                 self.stats.rows_trimmed += removed
                 if removed < limits.removal_batch_rows:
                     break
@@ -227,14 +247,14 @@ class Lifecycle:
         if not requested or loop_now - self._last_trim_sweep >= self.trim.interval_s:
             self._last_trim_sweep = loop_now
             while True:
-                removed = await _db(maintenance.remove_trimmed, None, self.clock.now_ms())
+                removed = await _batch(maintenance.remove_trimmed, None, self.clock.now_ms())
                 self.stats.rows_trimmed += removed
                 if removed < limits.removal_batch_rows:
                     break
 
     async def retention_pass(self) -> None:
         while True:
-            removed = await _db(maintenance.remove_expired, self.clock.now_ms())
+            removed = await _batch(maintenance.remove_expired, self.clock.now_ms())
             self.stats.rows_expired += removed
             if removed < limits.removal_batch_rows:
                 break
@@ -265,7 +285,7 @@ class Lifecycle:
                 if key not in still_used:
                     await self.engine.store.delete(key)
                     self.stats.segments_deleted += 1
-            await _db(maintenance.forget_garbage, candidates, cutoff)
+            await _batch(maintenance.forget_garbage, candidates, cutoff)
             if len(due) < limits.gc_batch_segments or not candidates:
                 return
 
@@ -318,7 +338,7 @@ class Lifecycle:
             )
             await engine.store.put(key, payload)
             try:
-                await _db(maintenance.switch_rows, group, merged, self.clock.now_ms())
+                await _batch(maintenance.switch_rows, group, merged, self.clock.now_ms())
             except maintenance.CompactionConflict:
                 await _db(maintenance.abandon_segment, key, self.clock.now_ms())
                 return

@@ -7,6 +7,8 @@ on the Django catalog with a fake clock: each pass is run explicitly after the c
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
@@ -228,3 +230,41 @@ def test_gc_never_deletes_a_referenced_segment_even_if_noted() -> None:
             await log.stop()
 
     run(scenario)
+
+
+def test_removal_batches_are_paced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Between two removal batches the pass pauses at least as long as the batch took, so
+    that flushes (and acknowledgements) are not stuck behind back-to-back transactions."""
+    from streams import lifecycle
+
+    clock = FakeClock()
+    spans: list[tuple[float, float]] = []
+    remove_expired = maintenance.remove_expired
+
+    def slow_small_batches(now_ms: int) -> int:
+        started = time.monotonic()
+        time.sleep(0.03)  # a heavy batch
+        removed = remove_expired(now_ms, 2)
+        spans.append((started, time.monotonic()))
+        return removed
+
+    monkeypatch.setattr(lifecycle.maintenance, "remove_expired", slow_small_batches)
+    monkeypatch.setattr(lifecycle.limits, "removal_batch_rows", 2)
+
+    async def scenario() -> None:
+        log = Log(clock)
+        await log.start()
+        try:
+            for i in range(6):
+                await log.append(1, b"r%d" % i, settings=StreamSettings(retention_age_s=10))
+            clock.advance(11)
+            await log.lifecycle.retention_pass()
+            assert await log.rows(1) == []
+            assert log.lifecycle.stats.rows_expired == 6
+        finally:
+            await log.stop()
+
+    run(scenario)
+    assert len(spans) == 4  # 2 + 2 + 2 + the empty batch that ends the pass
+    for (start, end), (next_start, _) in itertools.pairwise(spans):
+        assert next_start - end >= end - start
