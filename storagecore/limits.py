@@ -76,14 +76,14 @@ trim_pass_interval_s = 60.0
 retention_pass_interval_s = 60.0
 delete_on_empty_pass_interval_s = 60.0
 # Index rows removed per transaction (trim, retention, deletion).
-removal_batch_rows = 1000
+removal_batch_rows = 256
 # After each batch of background database work, a pause as long as it took, at most this.
 background_pause_max_s = 0.5
 # Garbage collection: how often it runs, and how long an unreferenced segment is kept
 # (readers that fetched its index rows just before may still be reading it).
 gc_pass_interval_s = 60.0
 gc_grace_s = 60.0
-gc_batch_segments = 1000
+gc_batch_segments = 256
 # Listing the store for segments that no index row ever referenced (failed flushes).
 orphan_sweep_interval_s = 3600.0
 # Delete-on-empty deadline padding (spec §8), and how often appends refresh it.
