@@ -39,8 +39,8 @@ from typing import TypeVar
 from asgiref.sync import sync_to_async
 
 from basins.models import Basin
-from basins.services import write_transaction
 from storagecore import compaction, limits, paths
+from storagecore.catalog.django import write_transaction
 from storagecore.compaction import CompactionSettings, Row
 from storagecore.engine import Engine
 from storagecore.ports import ChunkRef, Clock

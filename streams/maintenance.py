@@ -17,9 +17,8 @@ from django.db import transaction
 from django.db.models import Count, F, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.utils import timezone
 
-from basins.services import write_transaction
 from storagecore import limits
-from storagecore.catalog.django import chunk_ref
+from storagecore.catalog.django import chunk_ref, write_transaction
 from storagecore.compaction import Row
 from storagecore.config import RetentionPolicy
 from storagecore.models import Chunk, GarbageSegment, StreamLog

@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from basins.models import Basin
 from basins.ordering import byte_ordered_page
-from basins.services import Provision, creation_key, write_transaction
+from basins.services import Provision, creation_key
+from storagecore.catalog.django import write_transaction
 from storagecore.config import OptionalStreamConfig, StreamConfig, StreamReconfiguration
 from storagecore.errors import (
     BasinDeletionPending,
